@@ -137,6 +137,10 @@ export class RunDir {
   get nvidiaSmiCsv() { return join(this.samplesDir, 'nvidia-smi.csv'); }
   get processCsv() { return join(this.samplesDir, 'process.csv'); }
   get gpuTopology() { return join(this.samplesDir, 'gpu-topology.txt'); }
+  /** Multi-node: node N's samples as its agent wrote them (its own clock), before node 0 merges them. */
+  nodeSamplesDir(node: number) { return join(this.samplesDir, `node-${node}`); }
+  /** Multi-node: node N's launcher log. */
+  nodeLauncherLog(node: number) { return join(this.root, `launcher-node-${node}.log`); }
   get timeline() { return join(this.root, 'timeline.json.gz'); }
   get summary() { return join(this.root, 'summary.json'); }
   get reportMd() { return join(this.root, 'report.md'); }
