@@ -69,11 +69,17 @@ export const fairseqWorkload = z
   })
   .strict();
 
+// CPU-capable workloads: the backend follows the device unless given (nccl needs CUDA).
+const deviceFields = {
+  device: z.enum(['cpu', 'cuda']).default('cpu').describe('cpu: every rank on the CPU; cuda: rank on local GPU cuda:<local rank>'),
+  backend: z.enum(['nccl', 'gloo']).optional().describe('torch.distributed backend (default: gloo on cpu, nccl on cuda)'),
+};
+
 export const tinymoeWorkload = z
   .object({
     kind: z.literal('tinymoe'),
     ...distributedFields,
-    device: z.enum(['cpu', 'cuda']).default('cpu'),
+    ...deviceFields,
     tokens_per_sample: z.number().int().positive().default(128),
     batch_size: z.number().int().positive().default(2),
     max_valid_steps: z.number().int().positive().default(4),
@@ -96,6 +102,7 @@ export const commandWorkload = z
   .object({
     kind: z.literal('command'),
     ...distributedFields,
+    ...deviceFields,
     argv: z.array(z.string()).min(1).describe('program and arguments, one per rank; never passed through a shell'),
     module: z.boolean().default(false).describe('argv[0] is a Python module run through the bootstrap (python -m)'),
   })
@@ -141,7 +148,8 @@ export const runConfigSchema = z
   .object({
     name: z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "_" and "-" only').default('run'),
     gpus: z.number().int().positive().default(1).describe('ranks (GPUs) per node'),
-    python: z.string().default('python3').describe('interpreter that runs the ranks (needs torch)'),
+    python: z.string().optional()
+      .describe('interpreter that runs the ranks (needs torch); unset: $MOE_RUN_PYTHON, else the first python3 with torch'),
     workload: workloadSchema,
     profile: profileSchema.default(profileSchema.parse({})),
     sampling: samplingSchema.default(samplingSchema.parse({})),

@@ -16,6 +16,8 @@ export interface NodeFacts {
   rendezvous?: { host: string; port: number; token: string };
   /** absolute run directory */
   runDir: string;
+  /** interpreter found by resolvePython (src/plan/python.ts); used when the config sets none */
+  python?: string;
 }
 
 export interface RankPlan {

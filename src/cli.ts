@@ -1,0 +1,98 @@
+// The command line: flags and commands only. Every command calls into one stage; this is the only
+// module that knows all of them (DESIGN.md, "Layout").
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { configJsonSchema, loadConfig } from './config/index.js';
+import { UserError } from './errors.js';
+import { dryRun } from './plan/dry-run.js';
+
+/** `--rdzv HOST:PORT` → its parts (the port is node 0's rendezvous). */
+function parseRdzv(text: string): { host: string; port: number } {
+  const m = /^(.+):(\d+)$/.exec(text);
+  if (!m || Number(m[2]) > 65535) throw new UserError(`--rdzv ${text}: expected HOST:PORT, e.g. --rdzv node0:29400`);
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  await yargs(argv)
+    .scriptName('moe-run')
+    .usage('$0 --config FILE [--gpus N] [--set key.path=value]... [--dry-run]')
+    .command(
+      '$0',
+      'launch one profiled rank per GPU and build the timeline and report',
+      (y) => y
+        .option('config', { alias: 'c', type: 'string', describe: 'YAML config (see configs/)' })
+        .option('gpus', { type: 'number', describe: 'ranks (GPUs) per node; overrides gpus:' })
+        .option('set', { type: 'string', array: true, describe: 'override a key: --set workload.batch_size=2' })
+        .option('name', { type: 'string', describe: 'run name (directory prefix)' })
+        .option('out', { type: 'string', describe: 'run directory (default: output.dir/<name>-<UTC stamp>)' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'print every rank\'s command line; start nothing' })
+        .option('json', { type: 'boolean', default: false, describe: 'with --dry-run: print the plan as JSON' })
+        .option('tee', { choices: ['all', '0', 'none'] as const, describe: 'ranks whose output is echoed (default: launch.tee)' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'no progress display' })
+        .option('archive', { type: 'boolean', describe: 'pack the run directory into <run>.tar.gz at the end' })
+        .option('nnodes', { type: 'number', describe: 'nodes in the run (multi-node without Slurm)' })
+        .option('node-rank', { type: 'number', describe: 'this node\'s index, 0 hosts the rendezvous' })
+        .option('rdzv', { type: 'string', describe: 'HOST:PORT of node 0\'s rendezvous' }),
+      async (args) => {
+        const { config } = await loadConfig({ configPath: args.config, sets: args.set, gpus: args.gpus, name: args.name });
+        const rdzv = args.rdzv === undefined ? undefined : parseRdzv(args.rdzv);
+        if (args.dryRun) {
+          process.stdout.write(await dryRun(config, {
+            outDir: args.out, json: args.json, nnodes: args.nnodes, nodeRank: args.nodeRank, masterAddr: rdzv?.host,
+          }));
+          return;
+        }
+        // ── launch stage: src/launch/index.ts launchRun({ config, configSource, outDir, tee, quiet, archive, nodes, argv }) ──
+        process.stderr.write('moe-run: launch not wired yet\n');
+        exitCode = 1;
+      },
+    )
+    .command('schema', 'print the JSON Schema of config files (for editors)', {}, () => {
+      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+    })
+    .command('doctor', 'check python, torch, CUDA, fairseq (MoE) and the GPUs', {}, () => {
+      // ── doctor: src/plan/doctor.ts ──
+      process.stderr.write('moe-run: doctor not wired yet\n');
+      exitCode = 1;
+    })
+    .command('merge <dir>', 'rebuild timeline.json.gz of a run directory', {}, () => {
+      // ── trace stage: src/trace ──
+      process.stderr.write('moe-run: merge not wired yet\n');
+      exitCode = 1;
+    })
+    .command('report <dirs..>', 'analyze run directories and write report.md/report.html (several: a sweep table)', {}, () => {
+      // ── analyze/report stages: src/analyze, src/report ──
+      process.stderr.write('moe-run: report not wired yet\n');
+      exitCode = 1;
+    })
+    .command('pack <dir>', 'pack a run directory into <dir>.tar.gz', {}, () => {
+      // ── pack: src/pack.ts ──
+      process.stderr.write('moe-run: pack not wired yet\n');
+      exitCode = 1;
+    })
+    .strict()
+    .help()
+    .version(false)
+    // A flag mistake is a user error like a config mistake: one line, exit 2.
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UserError(`${msg} (see moe-run --help)`);
+    })
+    .parseAsync();
+  return exitCode;
+}
+
+main(hideBin(process.argv)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof UserError) {
+      process.stderr.write(`moe-run: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,26 @@
+// `moe-run --dry-run`: the plan a real run would execute, without starting anything. The master
+// port is chosen as a real run would choose it; there is no rendezvous (so no token) to show.
+import type { RunConfig } from '../config/schema.js';
+import { planRun } from './index.js';
+import { defaultRunDir, gatherFacts } from './facts.js';
+import { formatDryRun, maskPlan } from './show.js';
+
+export interface DryRunOptions {
+  outDir?: string;
+  json?: boolean;
+  nnodes?: number;
+  nodeRank?: number;
+  /** node 0's address, from --rdzv HOST:PORT */
+  masterAddr?: string;
+}
+
+export async function dryRun(config: RunConfig, opts: DryRunOptions): Promise<string> {
+  const facts = await gatherFacts(config, {
+    runDir: defaultRunDir(config, opts.outDir),
+    nnodes: opts.nnodes,
+    nodeRank: opts.nodeRank,
+    masterAddr: opts.masterAddr,
+  });
+  const plan = maskPlan(planRun(config, facts));
+  return opts.json ? JSON.stringify(plan, null, 2) + '\n' : formatDryRun(plan);
+}

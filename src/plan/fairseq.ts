@@ -1,0 +1,46 @@
+// fairseq's eval_lm (the `moe` branch), one process per GPU.
+// Names checked against facebookresearch/fairseq, branch moe — see the VERIFIED block below.
+import { resolve } from 'node:path';
+import type { z } from 'zod';
+import type { fairseqWorkload } from '../config/schema.js';
+import { pyRepr, type PyValue } from './pyrepr.js';
+import { distributedArgs, type ProfileDefaults, type RankContext, type WorkloadRank } from './workload.js';
+
+type FairseqWorkload = z.infer<typeof fairseqWorkload>;
+
+export const fairseqDefaults: ProfileDefaults = {
+  hooks: [
+    { target: 'fairseq.models.transformer:TransformerDecoder', moe_suffix: false },
+    { target: 'fairseq.modules.transformer_layer:TransformerDecoderLayer', moe_suffix: true },
+    { target: 'fairseq.modules.multihead_attention:MultiheadAttention', moe_suffix: false },
+    { target: 'fairseq.modules.moe.moe_layer:MOELayer', moe_suffix: false },
+  ],
+  region: 'fairseq_cli.eval_lm:eval_lm',
+  step: 'fairseq.sequence_scorer:SequenceScorer.generate',
+};
+
+export function fairseqRank(w: FairseqWorkload, ctx: RankContext): WorkloadRank {
+  const args = [
+    w.data,
+    '--path', w.path,
+    '--task', w.task,
+    '--gen-subset', w.gen_subset,
+    '--sample-break-mode', w.sample_break_mode,
+    '--tokens-per-sample', String(w.tokens_per_sample),
+    '--batch-size', String(w.batch_size),
+    ...(w.fp16 ? ['--fp16'] : []),
+    ...(w.is_moe ? ['--is-moe'] : []),
+    ...(w.max_valid_steps !== undefined ? ['--max-valid-steps', String(w.max_valid_steps)] : []),
+    ...(w.output_word_probs ? ['--output-word-probs'] : []),
+    ...(Object.keys(w.model_overrides).length > 0 ? ['--model-overrides', pyRepr(w.model_overrides as PyValue)] : []),
+    ...w.extra_args,
+    ...distributedArgs(ctx, w.backend, ctx.localRank),
+  ];
+  const dir = w.fairseq_dir === undefined ? undefined : resolve(w.fairseq_dir);
+  return {
+    bootstrapArgs: ['--entry', 'fairseq_cli.eval_lm:cli_main', '--', ...args],
+    device: `cuda:${ctx.localRank}`,
+    cwd: dir,
+    pythonPath: dir === undefined ? [] : [dir],
+  };
+}
