@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { configJsonSchema, loadConfig } from './config/index.js';
 import { UserError } from './errors.js';
+import { doctor } from './plan/doctor.js';
 import { dryRun } from './plan/dry-run.js';
 
 /** `--rdzv HOST:PORT` → its parts (the port is node 0's rendezvous). */
@@ -52,11 +53,21 @@ async function main(argv: string[]): Promise<number> {
     .command('schema', 'print the JSON Schema of config files (for editors)', {}, () => {
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
     })
-    .command('doctor', 'check python, torch, CUDA, fairseq (MoE) and the GPUs', {}, () => {
-      // ── doctor: src/plan/doctor.ts ──
-      process.stderr.write('moe-run: doctor not wired yet\n');
-      exitCode = 1;
-    })
+    .command(
+      'doctor',
+      'check python, torch, CUDA, fairseq (MoE) and the GPUs; exit 0 when a GPU run can start',
+      (y) => y
+        .option('config', { alias: 'c', type: 'string', describe: 'check for this config (its python, workload, gpus)' })
+        .option('set', { type: 'string', array: true, describe: 'override a key, as for a run' }),
+      async (args) => {
+        const config = args.config === undefined && args.set === undefined
+          ? undefined
+          : (await loadConfig({ configPath: args.config, sets: args.set })).config;
+        const result = await doctor(config);
+        process.stdout.write(result.lines.join('\n') + '\n');
+        exitCode = result.exitCode;
+      },
+    )
     .command('merge <dir>', 'rebuild timeline.json.gz of a run directory', {}, () => {
       // ── trace stage: src/trace ──
       process.stderr.write('moe-run: merge not wired yet\n');

@@ -158,7 +158,18 @@ export const runConfigSchema = z
     output: outputSchema.default(outputSchema.parse({})),
     launch: launchSchema.default(launchSchema.parse({})),
   })
-  .strict();
+  .strict()
+  // Combinations that would only fail minutes later, inside torch.
+  .superRefine((c, ctx) => {
+    const w = c.workload;
+    if (w.kind === 'fairseq-eval-lm') return;
+    if (w.device === 'cpu' && w.backend === 'nccl') {
+      ctx.addIssue({ code: 'custom', path: ['workload', 'backend'], message: 'nccl needs CUDA devices: use backend: gloo with device: cpu' });
+    }
+    if (w.device === 'cpu' && c.profile.activities.includes('cuda')) {
+      ctx.addIssue({ code: 'custom', path: ['profile', 'activities'], message: 'the cuda activity needs device: cuda (this workload runs on the CPU)' });
+    }
+  });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type WorkloadConfig = z.infer<typeof workloadSchema>;

@@ -20,6 +20,8 @@ export const fairseqDefaults: ProfileDefaults = {
 };
 
 export function fairseqRank(w: FairseqWorkload, ctx: RankContext): WorkloadRank {
+  // The seed passes world_size in the overrides; it must be the run's, so --gpus 8 makes it 8.
+  const overrides = 'world_size' in w.model_overrides ? { ...w.model_overrides, world_size: ctx.worldSize } : w.model_overrides;
   const args = [
     w.data,
     '--path', w.path,
@@ -32,7 +34,7 @@ export function fairseqRank(w: FairseqWorkload, ctx: RankContext): WorkloadRank 
     ...(w.is_moe ? ['--is-moe'] : []),
     ...(w.max_valid_steps !== undefined ? ['--max-valid-steps', String(w.max_valid_steps)] : []),
     ...(w.output_word_probs ? ['--output-word-probs'] : []),
-    ...(Object.keys(w.model_overrides).length > 0 ? ['--model-overrides', pyRepr(w.model_overrides as PyValue)] : []),
+    ...(Object.keys(overrides).length > 0 ? ['--model-overrides', pyRepr(overrides as PyValue)] : []),
     ...w.extra_args,
     ...distributedArgs(ctx, w.backend, ctx.localRank),
   ];

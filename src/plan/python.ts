@@ -16,12 +16,12 @@ const SYSTEM_PYTHON = '/usr/bin/python3';
 const HAS_TORCH = "import importlib.util,sys;sys.exit(importlib.util.find_spec('torch') is None)";
 
 export async function resolvePython(configured?: string, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedPython> {
-  if (configured) return { python: configured, how: 'config python' };
-  if (env.MOE_RUN_PYTHON) return { python: env.MOE_RUN_PYTHON, how: '$MOE_RUN_PYTHON' };
+  if (configured) return { python: configured, how: 'from the config' };
+  if (env.MOE_RUN_PYTHON) return { python: env.MOE_RUN_PYTHON, how: 'from $MOE_RUN_PYTHON' };
   const onPath = which('python3', env.PATH ?? '');
-  if (onPath && await hasTorch(onPath)) return { python: onPath, how: 'python3 on PATH (has torch)' };
+  if (onPath && await hasTorch(onPath)) return { python: onPath, how: 'the python3 on PATH, which has torch' };
   if (onPath !== SYSTEM_PYTHON && await hasTorch(SYSTEM_PYTHON)) {
-    return { python: SYSTEM_PYTHON, how: `${SYSTEM_PYTHON} (has torch; python3 on PATH ${onPath ? 'lacks it' : 'is missing'})` };
+    return { python: SYSTEM_PYTHON, how: `it has torch, the python3 on PATH ${onPath ? 'does not' : 'is missing'}` };
   }
   return { python: onPath ?? 'python3', how: 'no python3 with torch found' };
 }

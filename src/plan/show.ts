@@ -12,9 +12,10 @@ export function maskPlan(plan: RunPlan): RunPlan {
   return { ...plan, ranks: plan.ranks.map((r) => ({ ...r, env: maskEnv(r.env) })) };
 }
 
-/** Single quotes unless the word is plainly safe; a ' inside becomes '\''. */
+/** As is when plainly safe; double quotes for a word with ' but nothing bash expands; else single quotes. */
 export function shellQuote(word: string): string {
   if (/^[\w@%+=:,./-]+$/.test(word)) return word;
+  if (word.includes("'") && !/[$`"\\!]/.test(word)) return `"${word}"`;
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
