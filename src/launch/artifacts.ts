@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { create as tarCreate, Unpack, type ReadEntry } from 'tar';
 import { RunDir } from '../run-dir.js';
 
@@ -304,6 +304,7 @@ function digest(s: string): Buffer {
 function reply(socket: Socket, msg: object): void {
   if (socket.destroyed) return;
   socket.end(JSON.stringify(msg) + '\n');
+  socket.resume(); // read (and drop) whatever the peer still sends, so its end arrives and the socket closes
   // a peer that never reads the answer must not keep the socket open
   setTimeout(() => socket.destroy(), 5000).unref();
 }
@@ -351,15 +352,15 @@ export async function sendArtifacts(opts: {
   timeoutMs?: number;
 }): Promise<TransferResult> {
   const local = new RunDir(opts.root);
+  // tar neither packs nor unpacks an archive without entries: an agent with nothing else sends at
+  // least its (empty) samples folder, so that node 0 still hears "complete"
+  await mkdir(local.samplesDir, { recursive: true });
   const entries = [...opts.ranks.map((r) => `rank-${r}`), 'samples', 'launcher.log']
     .filter((e) => existsSync(join(local.root, e)));
-  // tar refuses to pack nothing; an empty archive (just the end marker) still tells node 0 "complete"
-  const archive: Readable = entries.length > 0
-    ? tarCreate(
-      { cwd: local.root, portable: true, filter: (_path, st) => !('isFile' in st) || st.isFile() || st.isDirectory() },
-      entries,
-    ) as unknown as Readable
-    : Readable.from([Buffer.alloc(1024)]);
+  const archive = tarCreate(
+    { cwd: local.root, portable: true, filter: (_path, st) => !('isFile' in st) || st.isFile() || st.isDirectory() },
+    entries,
+  );
   const socket = connect({ host: opts.host, port: opts.port });
   const answer = readAnswer(socket, opts.timeoutMs ?? 600_000);
   archive.on('error', (err: unknown) => socket.destroy(err as Error));

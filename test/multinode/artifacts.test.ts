@@ -166,6 +166,7 @@ describe('artifact transfer over loopback', () => {
     const empty = await mkdtemp(join(base, 'empty-'));
     const sent = await sendArtifacts({ host: '127.0.0.1', port: receiver.port, token: TOKEN, node: 2, root: empty, ranks: [4, 5] });
     expect(sent).toEqual({ files: 0, bytes: 0 });
+    expect(await readdir(runDir.nodeSamplesDir(2))).toEqual([]);
     expect(await receiver.waitFor(2, 5000)).toEqual(sent);
   });
 
