@@ -65,7 +65,9 @@ describe('expandHostlist', () => {
   });
 
   it('slurmHostnames agrees with the TypeScript expansion (scontrol when present, else the fallback)', async () => {
-    expect(await slurmHostnames('gnode[10,20-22],a[01-02]b')).toEqual(expandHostlist('gnode[10,20-22],a[01-02]b'));
+    for (const list of ['gnode[10,20-22],x[01-02],n1', 'r[1-2]n[01-02]', 'a[01-03]b' /* scontrol 22.05 refuses this one */]) {
+      expect(await slurmHostnames(list)).toEqual(expandHostlist(list));
+    }
   });
 });
 
