@@ -1,0 +1,186 @@
+// The analysis stage: a run directory → summary.json (see summary.ts for what it holds).
+// Each rank's trace is streamed once (ranks one after the other: memory stays that of one pass), its
+// op table and rank.json are read, then the ranks are put side by side: collectives matched across
+// ranks on the reference clock, nvidia-smi and process samples over the region, and the findings.
+import { existsSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { UserError } from '../errors.js';
+import { profileDefaults, resolveProfile } from '../plan/index.js';
+import { RunDir, type Manifest, type RankInfo, type RankRecord } from '../run-dir.js';
+import { DEFAULT_MODULE_LABELS } from './classify.js';
+import { rankClock } from './clock.js';
+import { scanCompleteEvents } from './events.js';
+import { findings } from './findings.js';
+import { topOps } from './ops.js';
+import { RankMetrics, type RankMetricsResult } from './rank-metrics.js';
+import { gpuCounters, processCounters, type Window } from './samples.js';
+import { collectiveSkew, type AlignedCalls } from './skew.js';
+import { SUMMARY_SCHEMA_VERSION, type RankSummary, type Summary } from './summary.js';
+
+export type { Summary } from './summary.js';
+
+/** The record_function labels the run's hooks used (the config's, or its workload's defaults). */
+function moduleLabels(m: Manifest): string[] {
+  try {
+    const hooks = resolveProfile(m.config.profile, profileDefaults(m.config)).hooks ?? [];
+    const labels = hooks.map((h) => h.label ?? h.target.split(':')[1].split('.').pop()!);
+    return labels.length ? labels : DEFAULT_MODULE_LABELS;
+  } catch {
+    return DEFAULT_MODULE_LABELS; // a manifest from another version: fairseq's names
+  }
+}
+
+async function readJson<T>(path: string, what: string, notes: string[]): Promise<T | null> {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch (e) {
+    notes.push(`${what} unreadable (${(e as Error).message})`);
+    return null;
+  }
+}
+
+interface RankPass {
+  summary: RankSummary;
+  calls: AlignedCalls[];
+  /** the region on the reference clock, when the trace could be placed */
+  regionRef: { start: bigint; end: bigint } | null;
+  anchored: boolean;
+}
+
+async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undefined, labels: string[], notes: string[]): Promise<RankPass> {
+  const info = await readJson<RankInfo>(run.rankJson(rank), `rank ${rank}: rank.json`, notes);
+  const trace = await run.traceFile(rank);
+  let metrics: RankMetricsResult = new RankMetrics(labels).finish();
+  let calls: AlignedCalls[] = [];
+  let regionRef: RankPass['regionRef'] = null;
+  let anchored = false;
+  let format: string | null = info?.trace_format ?? null;
+  if (!trace) {
+    notes.push(`rank ${rank}: no trace${record?.status && record.status !== 'ok' ? ` (the rank ${record.status})` : ''}`);
+  } else {
+    const acc = new RankMetrics(labels);
+    try {
+      const { meta, warnings } = await scanCompleteEvents(trace, (ev) => acc.add(ev));
+      notes.push(...warnings.map((w) => `rank ${rank}: ${w}`));
+      format = meta.format;
+      metrics = acc.finish();
+      const clock = rankClock(info, meta);
+      anchored = clock.anchored;
+      const start = metrics.regionStartNs === null ? null : clock.toReference(metrics.regionStartNs);
+      if (start !== null) {
+        regionRef = { start, end: start + BigInt(Math.round(metrics.region_s * 1e9)) };
+        calls = metrics.calls.map((c) => ({ rank, kind: c.kind, label: c.label, side: c.side, starts: c.starts.map((s) => clock.toReference(s)!) }));
+      } else if (metrics.calls.length) {
+        notes.push(`rank ${rank}: the trace has relative times and rank.json no anchors, so its collectives are left out of the cross-rank skew`);
+      }
+    } catch (e) {
+      notes.push(`rank ${rank}: trace unreadable (${(e as Error).message})`);
+    }
+  }
+  let ops: Awaited<ReturnType<typeof topOps>> = { cpu: [], device: [] };
+  try {
+    ops = await topOps(run.opsJson(rank));
+  } catch (e) {
+    notes.push(`rank ${rank}: ops.json unreadable (${(e as Error).message})`);
+  }
+  const { calls: _calls, regionStartNs: _start, ...measured } = metrics;
+  const summary: RankSummary = {
+    rank,
+    host: info?.host ?? record?.host ?? '',
+    device: record?.device ?? '',
+    status: record?.status ?? (info ? 'ok' : 'unknown'),
+    ...(record?.reason ? { reason: record.reason } : {}),
+    trace_file: trace ? basename(trace) : null,
+    trace_format: format,
+    ...measured,
+    stages: info?.stages ?? {},
+    ...(info?.steps !== undefined ? { steps: info.steps } : {}),
+    ...(info?.throughput ? { tokens: info.throughput.tokens, tokens_per_s: info.throughput.tokens_per_s } : {}),
+    ...(info?.loss !== undefined ? { loss: info.loss } : {}),
+    ...(info?.perplexity !== undefined ? { perplexity: info.perplexity } : {}),
+    top_ops_cpu: ops.cpu,
+    top_ops_device: ops.device,
+  };
+  return { summary, calls, regionRef, anchored };
+}
+
+/** Analyzes a run directory and writes its summary.json. */
+export async function analyzeRunDir(dir: string): Promise<Summary> {
+  const run = new RunDir(dir);
+  if (!run.isRunDir()) throw new UserError(`${dir} is not a run directory (no manifest.json in it)`);
+  const manifest = await run.readManifest();
+  const notes: string[] = [];
+  const labels = moduleLabels(manifest);
+  const rankIds = [...new Set([...(manifest.ranks ?? []).map((r) => r.rank), ...(await run.ranks())])].sort((a, b) => a - b);
+
+  const passes: RankPass[] = [];
+  for (const rank of rankIds) {
+    passes.push(await analyzeRank(run, rank, manifest.ranks?.find((r) => r.rank === rank), labels, notes));
+  }
+
+  const placed = passes.filter((p) => p.regionRef !== null);
+  const traced = passes.filter((p) => p.summary.trace_file !== null);
+  const method = placed.length === 0
+    ? 'not aligned: no trace could be placed on one clock'
+    : placed.every((p) => p.anchored)
+      ? 'aligned by the moe_run/start anchors and the rendezvous clock offsets'
+      : `aligned by the traces' own epoch times${placed.some((p) => p.anchored) ? ' and, where present, the moe_run/start anchors' : ''} plus rank.json's clock offsets`;
+  if (placed.length < traced.length) notes.push(`${traced.length - placed.length} of ${traced.length} traces could not be placed on the reference clock`);
+
+  // The counters' window: the start barrier's release (or the earliest region start) to the end barrier
+  // (or the latest region end).
+  const releases = manifest.rendezvous?.releases ?? {};
+  const minStart = placed.length ? placed.map((p) => p.regionRef!.start).reduce((a, b) => (b < a ? b : a)) : undefined;
+  const maxEnd = placed.length ? placed.map((p) => p.regionRef!.end).reduce((a, b) => (b > a ? b : a)) : undefined;
+  const t0 = releases.start ? BigInt(releases.start) : minStart;
+  const window: Window = { from: t0, to: releases.end ? BigInt(releases.end) : maxEnd, t0 };
+  const rankOf = new Map<string, number>();
+  for (const r of manifest.ranks ?? []) {
+    const m = /^cuda:(\d+)$/.exec(r.device);
+    if (m) rankOf.set(`${r.host}/${m[1]}`, r.rank);
+  }
+  const [gpu_counters, process_counters] = await Promise.all([
+    gpuCounters(run.nvidiaSmiCsv, window, rankOf),
+    processCounters(run.processCsv, window),
+  ]);
+  if (!existsSync(run.nvidiaSmiCsv)) notes.push('no samples/nvidia-smi.csv: GPU counters not sampled');
+
+  const body: Omit<Summary, 'findings'> = {
+    schema: SUMMARY_SCHEMA_VERSION,
+    run: {
+      name: manifest.name,
+      run_id: manifest.run_id,
+      dir: run.root,
+      created: manifest.created,
+      status: manifest.status,
+      ...(manifest.failure ? { failure: manifest.failure.reason } : {}),
+      world_size: manifest.world_size,
+      nnodes: manifest.nnodes,
+      config: manifest.config,
+      ...(t0 !== undefined ? { t0_ns: t0.toString() } : {}),
+    },
+    clock: { aligned: placed.length > 0 && placed.length === traced.length, method },
+    ranks: passes.map((p) => p.summary),
+    collectives: collectiveSkew(placed.flatMap((p) => p.calls)),
+    gpu_counters,
+    process_counters,
+    notes,
+  };
+  const summary: Summary = { ...body, findings: findings(body) };
+  const tmp = `${run.summary}.tmp`;
+  await writeFile(tmp, JSON.stringify(summary, null, 1) + '\n');
+  await rename(tmp, run.summary);
+  return summary;
+}
+
+/** The run's summary.json, analyzing the run first when it has none. */
+export async function loadSummary(dir: string): Promise<Summary> {
+  const run = new RunDir(dir);
+  if (existsSync(run.summary)) {
+    const s = JSON.parse(await readFile(run.summary, 'utf8')) as Summary;
+    if (s.schema === SUMMARY_SCHEMA_VERSION) return s;
+  }
+  return analyzeRunDir(dir);
+}
