@@ -6,13 +6,7 @@ import { configJsonSchema, loadConfig } from './config/index.js';
 import { UserError } from './errors.js';
 import { doctor } from './plan/doctor.js';
 import { dryRun } from './plan/dry-run.js';
-
-/** `--rdzv HOST:PORT` → its parts (the port is node 0's rendezvous). */
-function parseRdzv(text: string): { host: string; port: number } {
-  const m = /^(.+):(\d+)$/.exec(text);
-  if (!m || Number(m[2]) > 65535) throw new UserError(`--rdzv ${text}: expected HOST:PORT, e.g. --rdzv node0:29400`);
-  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
-}
+import { nodePlacement } from './launch/slurm.js';
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -37,11 +31,14 @@ async function main(argv: string[]): Promise<number> {
         .option('node-rank', { type: 'number', describe: 'this node\'s index, 0 hosts the rendezvous' })
         .option('rdzv', { type: 'string', describe: 'HOST:PORT of node 0\'s rendezvous' }),
       async (args) => {
-        const { config } = await loadConfig({ configPath: args.config, sets: args.set, gpus: args.gpus, name: args.name });
-        const rdzv = args.rdzv === undefined ? undefined : parseRdzv(args.rdzv);
+        // Where this node stands (flags, else Slurm's srun step, else a single node); its GPU count
+        // (--gpus, else Slurm's) overrides the config's.
+        const placement = await nodePlacement({ nnodes: args.nnodes, nodeRank: args.nodeRank, rdzv: args.rdzv, gpus: args.gpus });
+        const { config } = await loadConfig({ configPath: args.config, sets: args.set, gpus: placement.gpus, name: args.name });
         if (args.dryRun) {
           process.stdout.write(await dryRun(config, {
-            outDir: args.out, json: args.json, nnodes: args.nnodes, nodeRank: args.nodeRank, masterAddr: rdzv?.host,
+            outDir: args.out, json: args.json, nnodes: placement.nnodes, nodeRank: placement.nodeRank,
+            masterAddr: placement.rdzv?.host, hostname: placement.hostname,
           }));
           return;
         }

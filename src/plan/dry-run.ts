@@ -10,8 +10,9 @@ export interface DryRunOptions {
   json?: boolean;
   nnodes?: number;
   nodeRank?: number;
-  /** node 0's address, from --rdzv HOST:PORT */
+  /** node 0's address, from --rdzv HOST:PORT or Slurm */
   masterAddr?: string;
+  hostname?: string;
 }
 
 export async function dryRun(config: RunConfig, opts: DryRunOptions): Promise<string> {
@@ -20,6 +21,7 @@ export async function dryRun(config: RunConfig, opts: DryRunOptions): Promise<st
     nnodes: opts.nnodes,
     nodeRank: opts.nodeRank,
     masterAddr: opts.masterAddr,
+    hostname: opts.hostname,
   });
   const plan = maskPlan(planRun(config, facts));
   return opts.json ? JSON.stringify(plan, null, 2) + '\n' : formatDryRun(plan);

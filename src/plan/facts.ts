@@ -17,13 +17,15 @@ export interface FactsOptions {
   /** the port node 0 chose; default: workload.master_port, or a free one here */
   masterPort?: number;
   rendezvous?: NodeFacts['rendezvous'];
+  /** this node's name (default: the OS hostname; under Slurm, its node name) */
+  hostname?: string;
 }
 
 export async function gatherFacts(config: RunConfig, opts: FactsOptions): Promise<NodeFacts> {
   const masterAddr = opts.masterAddr ?? config.rendezvous.host;
   const masterPort = opts.masterPort ?? (config.workload.master_port || await freePort(bindableHost(masterAddr)));
   return {
-    hostname: hostname(),
+    hostname: opts.hostname ?? hostname(),
     nnodes: opts.nnodes ?? 1,
     nodeRank: opts.nodeRank ?? 0,
     ranksPerNode: config.gpus,

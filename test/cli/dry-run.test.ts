@@ -116,3 +116,16 @@ describe('the other shipped configs', () => {
     expect(plan.ranks[0].argv).not.toContain('--model-overrides');
   });
 });
+
+describe('several nodes', () => {
+  it('--nnodes 2 --node-rank 1 --rdzv: this node starts global ranks 2-3, torch.distributed on node 0', () => {
+    const plan = planJson(['--config', 'configs/tiny-cpu.yaml', '--nnodes', '2', '--node-rank', '1', '--rdzv', 'node0:29400']);
+    expect(plan.worldSize).toBe(4);
+    expect(plan.ranks.map((k) => [k.rank, k.localRank])).toEqual([[2, 0], [3, 1]]);
+    for (const k of plan.ranks) {
+      expect(k.env.MASTER_ADDR).toBe('node0');
+      expect(flag(k.argv, '--distributed-init-method')).toBe(`tcp://node0:${plan.masterPort}`);
+      expect(flag(k.argv, '--device-id')).toBe(String(k.localRank));
+    }
+  });
+});
