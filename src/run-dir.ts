@@ -116,6 +116,8 @@ export interface RankInfo {
   throughput?: { tokens: number; seconds: number; tokens_per_s: number };
   loss?: number;
   perplexity?: number;
+  /** what the bootstrap wants a reader to know: a hook whose module never loaded, CUDA asked for but absent… */
+  notes?: string[];
 }
 
 export function runDirName(name: string, date = new Date()): string {
