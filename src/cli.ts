@@ -24,13 +24,16 @@ async function main(argv: string[]): Promise<number> {
         .option('out', { type: 'string', describe: 'run directory (default: output.dir/<name>-<UTC stamp>)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print every rank\'s command line; start nothing' })
         .option('json', { type: 'boolean', default: false, describe: 'with --dry-run: print the plan as JSON' })
-        .option('tee', { choices: ['all', '0', 'none'] as const, describe: 'ranks whose output is echoed (default: launch.tee)' })
+        .option('tee', { type: 'string', choices: ['all', '0', 'none'] as const, describe: 'ranks whose output is echoed (default: launch.tee)' })
         .option('quiet', { type: 'boolean', default: false, describe: 'no progress display' })
         .option('archive', { type: 'boolean', describe: 'pack the run directory into <run>.tar.gz at the end' })
         .option('nnodes', { type: 'number', describe: 'nodes in the run (multi-node without Slurm)' })
         .option('node-rank', { type: 'number', describe: 'this node\'s index, 0 hosts the rendezvous' })
         .option('rdzv', { type: 'string', describe: 'HOST:PORT of node 0\'s rendezvous' }),
       async (args) => {
+        if (args.config === undefined && args.set === undefined) {
+          throw new UserError('no config: pass --config FILE, e.g. --config configs/tiny-cpu.yaml (see configs/)');
+        }
         // Where this node stands (flags, else Slurm's srun step, else a single node); its GPU count
         // (--gpus, else Slurm's) overrides the config's.
         const placement = await nodePlacement({ nnodes: args.nnodes, nodeRank: args.nodeRank, rdzv: args.rdzv, gpus: args.gpus });
@@ -86,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
     // A flag mistake is a user error like a config mistake: one line, exit 2.
     .fail((msg, err) => {
       if (err) throw err;
-      throw new UserError(`${msg} (see moe-run --help)`);
+      throw new UserError(`${msg.replace(/\s*\n\s*/g, ' ')} (see moe-run --help)`);
     })
     .parseAsync();
   return exitCode;

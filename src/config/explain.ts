@@ -65,8 +65,8 @@ function describeIssue(issue: Issue, data: unknown, schema: z.ZodType, src: Conf
 function locate(path: string[], src: ConfigSource): { where: string; order: number } {
   const flag = src.commandLine.find((c) => startsWith(path, c.path) || startsWith(c.path, path));
   if (flag) return { where: flag.text, order: Number.MAX_SAFE_INTEGER };
-  const file = src.file ?? '(command line)';
-  if (!src.doc || !src.lines) return { where: file, order: 0 };
+  if (src.file === undefined || !src.doc || !src.lines) return { where: src.file ?? 'no config file (--config)', order: 0 };
+  const file = src.file;
   let node: unknown = src.doc.contents;
   let offset = (node as Node | null)?.range?.[0] ?? 0;
   for (const part of path) {

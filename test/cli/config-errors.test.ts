@@ -69,7 +69,11 @@ describe('config errors through the CLI', () => {
     expect(line).toMatch(/expected number, got "many"/);
   });
 
-  it('an unknown flag is a user error too', () => {
-    expectOneLineUserError(moeRun(['--config', configFile('ok2.yaml', TINY), '--gpu', '2', '--dry-run']));
+  it('flag mistakes are user errors too', () => {
+    const f = configFile('ok2.yaml', TINY);
+    expectOneLineUserError(moeRun(['--config', f, '--gpu', '2', '--dry-run']));
+    expect(expectOneLineUserError(moeRun(['--config', f, '--tee', '1', '--dry-run']))).toContain('tee');
+    expect(expectOneLineUserError(moeRun(['--dry-run']))).toContain('--config FILE');
+    expect(moeRun(['--config', f, '--tee', '0', '--dry-run']).code).toBe(0);
   });
 });
