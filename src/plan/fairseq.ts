@@ -1,5 +1,22 @@
 // fairseq's eval_lm (the `moe` branch), one process per GPU.
-// Names checked against facebookresearch/fairseq, branch moe — see the VERIFIED block below.
+//
+// VERIFIED against facebookresearch/fairseq, branch moe (ebea0072, Dec 2021):
+// - entry: fairseq_cli/eval_lm.py `cli_main()` parses sys.argv with options.get_eval_lm_parser() and
+//   calls distributed_utils.call_main; with --distributed-init-method and --distributed-no-spawn that is
+//   distributed_main(device_id, …) in this process (fairseq/distributed/utils.py call_main), no spawn.
+// - flags: --distributed-world-size, --distributed-rank, --distributed-backend, --distributed-init-method,
+//   --device-id, --distributed-no-spawn (fairseq/dataclass/configs.py DistributedTrainingConfig);
+//   --batch-size, --gen-subset, --max-valid-steps (DatasetConfig; EvalLMConfig declares max_valid_steps
+//   again, argparse keeps the first); --fp16 (CommonConfig); --path, --model-overrides, --is-moe
+//   (CommonEvalConfig); --output-word-probs (EvalLMConfig); --tokens-per-sample, --sample-break-mode
+//   (fairseq/tasks/language_modeling.py). main() eval()s --model-overrides, so it is a Python literal.
+// - region: fairseq_cli/eval_lm.py `eval_lm(models, …)`, looked up as a module global by eval_dataset,
+//   so replacing the module attribute reaches it; it runs after the model is loaded.
+// - step: fairseq/sequence_scorer.py `SequenceScorer.generate`, called once per batch in eval_lm.
+// - hooks: TransformerDecoder (fairseq/models/transformer.py, used by transformer_lm),
+//   TransformerDecoderLayer with `self.is_moe_layer` (fairseq/modules/transformer_layer.py),
+//   MultiheadAttention (fairseq/modules/multihead_attention.py), MOELayer (fairseq/modules/moe/moe_layer.py,
+//   its two all-to-alls in forward).
 import { resolve } from 'node:path';
 import type { z } from 'zod';
 import type { fairseqWorkload } from '../config/schema.js';

@@ -12,6 +12,7 @@ import type { ProfileDefaults, RankContext, WorkloadRank } from './workload.js';
 
 export type { NodeFacts, RankPlan, RunPlan } from './types.js';
 export { freePort } from './ports.js';
+export { defaultRunDir, gatherFacts, type FactsOptions } from './facts.js';
 export { resolvePython } from './python.js';
 export { formatDryRun, maskEnv } from './show.js';
 
