@@ -171,12 +171,17 @@ async function* feedFile(path: string, meta: TraceMeta, warnings: string[], scan
 
 /**
  * Streams a trace file through `visit` (fast path: a reused EventView, valid only during the call).
+ * `afterChunk` runs between decompressed chunks (the merge waits there for its output to drain).
  * Resolves with the complete metadata and warnings (truncation) once the file is read.
  */
-export async function scanTrace(path: string, visit: (v: EventView) => void): Promise<ScanResult> {
+export async function scanTrace(
+  path: string,
+  visit: (v: EventView) => void,
+  afterChunk?: () => Promise<void>,
+): Promise<ScanResult> {
   const meta = newMeta(path, await isGzip(path));
   const warnings: string[] = [];
-  for await (const _ of feedFile(path, meta, warnings, new TraceScanner(visit)));
+  for await (const _ of feedFile(path, meta, warnings, new TraceScanner(visit))) await afterChunk?.();
   return { meta, warnings };
 }
 

@@ -1,0 +1,175 @@
+// What the launcher and the samplers recorded, as timeline events:
+//   - samples/nvidia-smi.csv → counter tracks ("C") on each GPU's process (utilisation, memory used,
+//     power, SM clock, and any other numeric field the sampler asked for);
+//   - samples/process.csv → CPU % and RSS counters on each rank's CPU process;
+//   - manifest.events (spawn, barrier release, exit, failure…) → instants ("i") on the "moe-run" process.
+// All these times are epoch ns on the reference clock (recv_ns, t_ns); the timeline's zero is
+// subtracted exactly. The CSVs are read line by line: a long run's samples are never held whole.
+import { createReadStream, existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { LauncherEvent } from '../run-dir.js';
+import { writeWithTs } from './remap.js';
+import { fromNs } from './time.js';
+import type { TimelineWriter } from './writer.js';
+
+/** The fixed pid of the "moe-run" process (launcher events). */
+export const MOE_RUN_PID = 1;
+const CAT = 'moe-run';
+
+/** nvidia-smi --query-gpu field → counter track name and unit (the unit is the series' name). */
+const GPU_FIELDS: Record<string, [string, string]> = {
+  'utilization.gpu': ['GPU utilization', '%'],
+  'utilization.memory': ['GPU memory bandwidth utilization', '%'],
+  'memory.used': ['GPU memory used', 'MiB'],
+  'power.draw': ['GPU power', 'W'],
+  'power.draw.instant': ['GPU power (instant)', 'W'],
+  'clocks.sm': ['SM clock', 'MHz'],
+  'clocks.current.sm': ['SM clock', 'MHz'],
+  'clocks.mem': ['memory clock', 'MHz'],
+  'temperature.gpu': ['GPU temperature', '°C'],
+};
+/** columns that are not measurements */
+const GPU_SKIP = new Set(['recv_ns', 'host', 'timestamp', 'timestamp_ns', 'index', 'name', 'uuid', 'pci.bus_id', 'driver_version', 'serial']);
+
+/** One CSV line split on commas, honouring double quotes. */
+export function splitCsv(line: string): string[] {
+  if (!line.includes('"')) return line.split(',');
+  const out: string[] = [];
+  let cur = '';
+  let q = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (q) {
+      if (c === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (c === '"') q = false;
+      else cur += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+/** "45 %", "1234 MiB", "250.3" → number; "[N/A]", "" → null. */
+export function sampleValue(cell: string | undefined): number | null {
+  if (cell === undefined) return null;
+  const m = /^\s*(-?\d+(?:\.\d+)?)(?:\s*[A-Za-z%°]*)?\s*$/.exec(cell);
+  return m ? Number(m[1]) : null;
+}
+
+async function* csvRows(path: string): AsyncGenerator<Record<string, string>> {
+  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+  let header: string[] | null = null;
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    const cells = splitCsv(line).map((c) => c.trim());
+    if (!header) {
+      // "memory.used [MiB]" (nvidia-smi's own header) and "memory.used" name the same field
+      header = cells.map((h) => h.replace(/\s*\[[^\]]*\]$/, ''));
+      continue;
+    }
+    const row: Record<string, string> = {};
+    header.forEach((h, i) => (row[h] = cells[i] ?? ''));
+    yield row;
+  }
+}
+
+function timelineTs(epochNs: string | undefined, zeroNs: bigint) {
+  if (!epochNs || !/^\d+$/.test(epochNs)) return null;
+  return fromNs(BigInt(epochNs) - zeroNs);
+}
+
+export interface CounterStats {
+  samples: number;
+  skipped: number;
+}
+
+/**
+ * nvidia-smi samples as counters. `gpuPid(host, index)` names the process that owns the GPU (a rank's
+ * GPU process, or one made for a GPU no rank used).
+ */
+export async function writeGpuCounters(
+  w: TimelineWriter,
+  csv: string,
+  zeroNs: bigint,
+  gpuPid: (host: string, index: number) => number,
+): Promise<CounterStats> {
+  const stats: CounterStats = { samples: 0, skipped: 0 };
+  if (!existsSync(csv)) return stats;
+  for await (const row of csvRows(csv)) {
+    const ts = timelineTs(row.recv_ns, zeroNs);
+    const index = sampleValue(row.index);
+    if (!ts || index === null) {
+      stats.skipped++;
+      continue;
+    }
+    const pid = gpuPid(row.host ?? '', index);
+    for (const [field, cell] of Object.entries(row)) {
+      if (GPU_SKIP.has(field)) continue;
+      const value = sampleValue(cell);
+      if (value === null) continue;
+      const [name, unit] = GPU_FIELDS[field] ?? [field, 'value'];
+      writeWithTs(w, { ph: 'C', cat: CAT, name, pid, tid: 0, args: { [unit]: value } }, ts);
+    }
+    stats.samples++;
+    await w.drain();
+  }
+  return stats;
+}
+
+/** process.csv (`recv_ns,rank,pid,cpu_percent,rss_bytes,nprocs`) as counters on each rank's CPU process. */
+export async function writeProcessCounters(
+  w: TimelineWriter,
+  csv: string,
+  zeroNs: bigint,
+  cpuPid: (rank: number) => number | null,
+): Promise<CounterStats> {
+  const stats: CounterStats = { samples: 0, skipped: 0 };
+  if (!existsSync(csv)) return stats;
+  for await (const row of csvRows(csv)) {
+    const ts = timelineTs(row.recv_ns, zeroNs);
+    const rank = sampleValue(row.rank);
+    const pid = rank === null ? null : cpuPid(rank);
+    if (!ts || pid === null) {
+      stats.skipped++;
+      continue;
+    }
+    const cpu = sampleValue(row.cpu_percent);
+    const rss = sampleValue(row.rss_bytes);
+    const nprocs = sampleValue(row.nprocs);
+    if (cpu !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'CPU', pid, tid: 0, args: { '%': cpu } }, ts);
+    if (rss !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'RSS', pid, tid: 0, args: { MiB: Math.round((rss / 2 ** 20) * 10) / 10 } }, ts);
+    if (nprocs !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'processes', pid, tid: 0, args: { count: nprocs } }, ts);
+    stats.samples++;
+    await w.drain();
+  }
+  return stats;
+}
+
+/** Events that concern the whole run are global instants; the rest belong to the moe-run process. */
+const GLOBAL_KINDS = new Set<LauncherEvent['kind']>(['barrier-release', 'barrier-timeout', 'failure', 'signal']);
+
+/** manifest.events as instants on the "moe-run" process, plus that process's name and sort index. */
+export function writeLauncherEvents(w: TimelineWriter, events: LauncherEvent[], zeroNs: bigint): number {
+  w.event({ ph: 'M', cat: CAT, name: 'process_name', pid: MOE_RUN_PID, tid: 0, args: { name: 'moe-run' } });
+  w.event({ ph: 'M', cat: CAT, name: 'process_sort_index', pid: MOE_RUN_PID, tid: 0, args: { sort_index: 0 } });
+  w.event({ ph: 'M', cat: CAT, name: 'thread_name', pid: MOE_RUN_PID, tid: 0, args: { name: 'launcher' } });
+  let n = 0;
+  for (const e of events) {
+    const ts = timelineTs(e.t_ns, zeroNs);
+    if (!ts) continue;
+    const who = e.rank !== undefined ? ` rank ${e.rank}` : e.node !== undefined ? ` node ${e.node}` : '';
+    const args: Record<string, unknown> = {};
+    if (e.rank !== undefined) args.rank = e.rank;
+    if (e.node !== undefined) args.node = e.node;
+    if (e.detail !== undefined) args.detail = e.detail;
+    writeWithTs(w, { ph: 'i', cat: CAT, name: `${e.kind}${who}`, s: GLOBAL_KINDS.has(e.kind) ? 'g' : 'p', pid: MOE_RUN_PID, tid: 0, args }, ts);
+    n++;
+  }
+  return n;
+}
