@@ -50,15 +50,21 @@ function describeIssue(issue: Issue, data: unknown, schema: z.ZodType, src: Conf
       what = `expected ${issue.values.map((v) => JSON.stringify(v)).join(' | ')}, got ${show(value)}`;
       break;
     case 'invalid_union':
-      what = 'discriminator' in issue && issue.discriminator
-        ? `expected ${(issue as { options?: unknown[] }).options?.map((v) => JSON.stringify(v)).join(' | ')}, got ${show(value)}`
-        : `${issue.message}, got ${show(value)}`;
+      what = `expected ${unionExpected(issue)}, got ${show(value)}`;
       break;
     default:
       what = `${lowerFirst(issue.message)}, got ${show(value)}`;
   }
   const { where, order } = locate(path, src);
   return { order, text: `${where}: ${path.join('.') || '(top level)'}: ${what}` };
+}
+
+/** What a union accepts: the discriminator's values, else the types of its members. */
+function unionExpected(issue: Extract<Issue, { code: 'invalid_union' }>): string {
+  const options = (issue as { options?: unknown[] }).options;
+  if (options) return options.map((v) => JSON.stringify(v)).join(' | ');
+  const types = issue.errors.flat().flatMap((e) => (e.code === 'invalid_type' && e.path.length === 0 ? [e.expected] : []));
+  return types.length > 0 ? [...new Set(types)].join(' | ') : 'one of the allowed forms';
 }
 
 /** file:line of the deepest key of `path` present in the file, or the command-line flag that set it. */

@@ -154,7 +154,9 @@ export const runConfigSchema = z
     profile: profileSchema.default(profileSchema.parse({})),
     sampling: samplingSchema.default(samplingSchema.parse({})),
     rendezvous: rendezvousSchema.default(rendezvousSchema.parse({})),
-    env: z.record(z.string(), z.string()).default({}).describe('extra environment for every rank'),
+    // numbers and booleans are written as YAML writes them (OMP_NUM_THREADS: 1), the environment gets text
+    env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({})
+      .describe('extra environment for every rank'),
     output: outputSchema.default(outputSchema.parse({})),
     launch: launchSchema.default(launchSchema.parse({})),
   })

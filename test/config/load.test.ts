@@ -110,6 +110,13 @@ describe('loadConfig', () => {
     expect(await loadError({ configPath: f })).toMatch(new RegExp(`^${f}:1: gpus: .* \\(and 1 more problem\\)$`));
   });
 
+  it('env values written as numbers or booleans become text; a list does not', async () => {
+    const { config } = await loadConfig({ configPath: TINY, sets: ['env.OMP_NUM_THREADS=1', 'env.FLAG=true'] });
+    expect(config.env).toEqual({ OMP_NUM_THREADS: '1', FLAG: 'true' });
+    expect(await loadError({ configPath: TINY, sets: ['env.X=[1]'] }))
+      .toBe('--set env.X=[1]: env.X: expected string | number | boolean, got a list [1]');
+  });
+
   it('combinations torch would reject later', async () => {
     expect(await loadError({ configPath: TINY, sets: ['workload.backend=nccl'] })).toContain('nccl needs CUDA');
     expect(await loadError({ configPath: TINY, sets: ['profile.activities=[cpu, cuda]'] })).toContain('needs device: cuda');
