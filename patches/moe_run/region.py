@@ -1,7 +1,8 @@
 """One rank's run around its workload: the profiled region, its steps, and rank.json.
 
-Region entry: status "waiting" -> barrier "start" (every rank released together; the release's local
-and reference times are the anchors) -> profiler on -> status "profiling". Region exit: profiler off
+Region entry: status "waiting" -> profiler on -> barrier "start" (every rank released together; the
+release's local and reference times are anchors) -> the moe_run/start marker, at once, so that the
+markers of all ranks lie within the release's spread -> status "profiling". Region exit: profiler off
 -> export (status "exporting") -> rank.json -> barrier "end". With ``profile.enabled: false`` the same
 path runs without the profiler, so that the two runs compare (profiler dilation).
 A region entered again (fairseq evaluating a second subset) runs plainly: one profile per rank.
@@ -47,16 +48,21 @@ class RankRun:
         if self.bootstrap_end_ns is not None:
             self.stages["load"] = seconds_between(self.bootstrap_end_ns, entry_ns)
         self.rdzv.status("waiting", detail="barrier start")
-        release_local, release_ref = self.rdzv.barrier("start")
-        self.anchors["barrier_release_local_ns"] = str(release_local)
-        if release_ref is not None:
-            self.anchors["barrier_release_ref_ns"] = str(release_ref)
-        self.stages["barrier_wait"] = seconds_between(entry_ns, release_local)
         if self.profiling:
+            # Started before the barrier, so that the marker can be recorded the moment the barrier
+            # releases: starting a profiler takes milliseconds, and differently long on each rank.
             self.session = ProfilerSession(self.settings.profile, self.settings.rank, self.settings.rank_dir,
                                            on_export_start=lambda: self.rdzv.status("exporting"))
             self.session.start()
             self.anchors["profiler_start_local_ns"] = str(self.session.profiler_start_local_ns)
+        barrier_ns = wall_ns()
+        release_local, release_ref = self.rdzv.barrier("start")
+        if self.session is not None:
+            self.session.mark_if_recording()
+        self.anchors["barrier_release_local_ns"] = str(release_local)
+        if release_ref is not None:
+            self.anchors["barrier_release_ref_ns"] = str(release_ref)
+        self.stages["barrier_wait"] = seconds_between(barrier_ns, release_local)
         self._region_start_ns = wall_ns()
         self.rdzv.status("profiling", step=0, steps=self.steps_hint,
                          detail=None if self.profiling else "profiler off")

@@ -45,7 +45,7 @@ export interface RankRun {
   args?: string[];
   /** run under the bootstrap (`--entry tinymoe.eval_lm:cli_main`, or `-m tinymoe.eval_lm` with
    *  asModule), exporting into runDir/rank-R */
-  bootstrap?: { runDir: string; env?: Record<string, string>; asModule?: boolean };
+  bootstrap?: { runDir: string; env?: Record<string, string>; rankEnv?: (rank: number) => Record<string, string>; asModule?: boolean };
 }
 
 /** Start `world` tinymoe ranks on gloo and wait for all of them. */
@@ -64,7 +64,7 @@ export async function runRanks(world: number, opts: RankRun = {}): Promise<Resul
       Object.assign(env, {
         MOE_RUN_RANK: String(rank), MOE_RUN_WORLD_SIZE: String(world),
         MOE_RUN_RANK_DIR: join(opts.bootstrap.runDir, `rank-${rank}`), MOE_RUN_PROFILE: tinymoeProfile(),
-      }, opts.bootstrap.env);
+      }, opts.bootstrap.env, opts.bootstrap.rankEnv?.(rank));
     }
     return execa(PYTHON, argv, { env, reject: false, all: true, timeout: 120_000 });
   }));
