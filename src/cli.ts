@@ -7,6 +7,8 @@ import { UserError } from './errors.js';
 import { doctor } from './plan/doctor.js';
 import { dryRun } from './plan/dry-run.js';
 import { nodePlacement } from './launch/slurm.js';
+import { packRunDir } from './pack.js';
+import { REPORT_FORMATS, reportCommand, type ReportFormat } from './report/sweep.js';
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -73,16 +75,30 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write('moe-run: merge not wired yet\n');
       exitCode = 1;
     })
-    .command('report <dirs..>', 'analyze run directories and write report.md/report.html (several: a sweep table)', {}, () => {
-      // ── analyze/report stages: src/analyze, src/report ──
-      process.stderr.write('moe-run: report not wired yet\n');
-      exitCode = 1;
-    })
-    .command('pack <dir>', 'pack a run directory into <dir>.tar.gz', {}, () => {
-      // ── pack: src/pack.ts ──
-      process.stderr.write('moe-run: pack not wired yet\n');
-      exitCode = 1;
-    })
+    .command(
+      'report <dirs..>',
+      'analyze run directories and write report.md/report.html (several: a sweep table)',
+      (y) => y
+        .positional('dirs', { type: 'string', array: true, demandOption: true, describe: 'run directories' })
+        .option('format', { choices: REPORT_FORMATS, default: 'table' as ReportFormat, describe: 'output format' })
+        .option('sort', { type: 'string', describe: 'sort the sweep table by a column (key or header); --sort=-COL or --desc: descending' })
+        .option('desc', { type: 'boolean', default: false, describe: 'sort descending' })
+        .option('reanalyze', { type: 'boolean', default: false, describe: 'redo the analysis even where summary.json exists' }),
+      async (args) => {
+        process.stdout.write(await reportCommand(args.dirs, { format: args.format, sort: args.sort, desc: args.desc, reanalyze: args.reanalyze }));
+      },
+    )
+    .command(
+      'pack <dir>',
+      'pack a run directory into <dir>.tar.gz',
+      (y) => y
+        .positional('dir', { type: 'string', demandOption: true, describe: 'run directory' })
+        .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing archive' })
+        .option('out', { type: 'string', describe: 'archive path (default: <dir>.tar.gz)' }),
+      async (args) => {
+        process.stdout.write(`${await packRunDir(args.dir, { force: args.force, out: args.out })}\n`);
+      },
+    )
     .strict()
     .help()
     .version(false)

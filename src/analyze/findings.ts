@@ -63,7 +63,8 @@ function bound(s: Body): string | null {
   }
   const launch = traced.reduce((a, r) => a + r.launches.time_s, 0);
   const ratio = cpu / gpu;
-  const kind = ratio > 1 ? 'CPU-bound' : 'GPU-bound';
+  // within 25% either way neither side clearly holds the other up
+  const kind = ratio > 1.25 ? 'CPU-bound' : ratio < 0.8 ? 'GPU-bound' : 'Neither clearly CPU- nor GPU-bound';
   return `${kind}: the CPUs spent ${duration(cpu)} in operators to the GPUs' ${duration(gpu)} busy ` +
     `(${num(ratio)}×)${launch > 0 ? `; kernel launch calls alone took ${duration(launch)}` : ''}.`;
 }

@@ -1,0 +1,29 @@
+// The report stage: summary.json → report.md and report.html in the run directory.
+import { rename, writeFile } from 'node:fs/promises';
+import { analyzeRunDir, type Summary } from '../analyze/index.js';
+import { RunDir } from '../run-dir.js';
+import { renderHtml } from './html.js';
+import { renderMarkdown } from './markdown.js';
+
+export { renderHtml } from './html.js';
+export { renderMarkdown } from './markdown.js';
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
+}
+
+/** Writes report.md and report.html of a run from its summary. */
+export async function writeReports(dir: string, summary: Summary): Promise<{ md: string; html: string }> {
+  const run = new RunDir(dir);
+  await writeAtomic(run.reportMd, renderMarkdown(summary));
+  await writeAtomic(run.reportHtml, renderHtml(summary));
+  return { md: run.reportMd, html: run.reportHtml };
+}
+
+/** The launcher's post-run step (and `moe-run report DIR`): analyze, then write both reports. */
+export async function writeRunReports(dir: string): Promise<Summary> {
+  const summary = await analyzeRunDir(dir);
+  await writeReports(dir, summary);
+  return summary;
+}
