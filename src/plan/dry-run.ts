@@ -3,6 +3,7 @@
 import type { RunConfig } from '../config/schema.js';
 import { planRun } from './index.js';
 import { defaultRunDir, gatherFacts } from './facts.js';
+import { resolvePython } from './python.js';
 import { formatDryRun, maskPlan } from './show.js';
 
 export interface DryRunOptions {
@@ -16,7 +17,9 @@ export interface DryRunOptions {
 }
 
 export async function dryRun(config: RunConfig, opts: DryRunOptions): Promise<string> {
+  const python = await resolvePython(config.python);
   const facts = await gatherFacts(config, {
+    python: python.python,
     runDir: defaultRunDir(config, opts.outDir),
     nnodes: opts.nnodes,
     nodeRank: opts.nodeRank,
@@ -24,5 +27,5 @@ export async function dryRun(config: RunConfig, opts: DryRunOptions): Promise<st
     hostname: opts.hostname,
   });
   const plan = maskPlan(planRun(config, facts));
-  return opts.json ? JSON.stringify(plan, null, 2) + '\n' : formatDryRun(plan);
+  return opts.json ? JSON.stringify(plan, null, 2) + '\n' : `# python: ${python.python}: ${python.how}\n${formatDryRun(plan)}`;
 }

@@ -19,6 +19,8 @@ export interface FactsOptions {
   rendezvous?: NodeFacts['rendezvous'];
   /** this node's name (default: the OS hostname; under Slurm, its node name) */
   hostname?: string;
+  /** the interpreter, when already resolved (default: resolvePython(config.python)) */
+  python?: string;
 }
 
 export async function gatherFacts(config: RunConfig, opts: FactsOptions): Promise<NodeFacts> {
@@ -33,7 +35,7 @@ export async function gatherFacts(config: RunConfig, opts: FactsOptions): Promis
     masterPort,
     rendezvous: opts.rendezvous,
     runDir: resolve(opts.runDir),
-    python: (await resolvePython(config.python)).python,
+    python: opts.python ?? (await resolvePython(config.python)).python,
   };
 }
 
