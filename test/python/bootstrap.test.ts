@@ -2,11 +2,10 @@
 // profile the plan gives it, 1 and 2 real gloo ranks, and what each leaves in its rank directory.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Result } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RankInfo } from '../../src/run-dir.js';
 import { RunDir } from '../../src/run-dir.js';
-import { EVALUATED, LOSS, line, readTrace, runRanks, tempDir, tinymoeProfile, type TraceEvent } from './helpers.js';
+import { EVALUATED, LOSS, line, readTrace, runRanks, tempDir, tinymoeProfile, type RankResult, type TraceEvent } from './helpers.js';
 
 const STEPS = 4;
 const MOE_LAYERS = 2; // tinymoe's defaults: 4 layers, an MoE layer every 2
@@ -20,7 +19,7 @@ function inside(e: TraceEvent, outer: TraceEvent): boolean {
 }
 
 describe('bootstrap, standalone, profiled', () => {
-  const runs: Record<number, { dir: string; results: Result[] }> = {};
+  const runs: Record<number, { dir: string; results: RankResult[] }> = {};
   beforeAll(async () => {
     await Promise.all([1, 2].map(async (world) => {
       const dir = tempDir(`bootstrap-${world}`);

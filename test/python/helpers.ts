@@ -1,6 +1,6 @@
 // Shared by the Python-side tests: start tinymoe ranks (plain or under the bootstrap) as real
 // processes of /usr/bin/python3 (torch 1.13 here), and read what they leave behind.
-import { execa, type Result } from 'execa';
+import { execa } from 'execa';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -48,10 +48,16 @@ export interface RankRun {
   bootstrap?: { runDir: string; env?: Record<string, string>; rankEnv?: (rank: number) => Record<string, string>; asModule?: boolean };
 }
 
+export interface RankResult {
+  exitCode?: number;
+  /** stdout and stderr interleaved */
+  all: string;
+}
+
 /** Start `world` tinymoe ranks on gloo and wait for all of them. */
-export async function runRanks(world: number, opts: RankRun = {}): Promise<Result[]> {
+export async function runRanks(world: number, opts: RankRun = {}): Promise<RankResult[]> {
   const port = await freePort();
-  return Promise.all(Array.from({ length: world }, (_, rank) => {
+  return Promise.all(Array.from({ length: world }, async (_, rank) => {
     const flags = [
       '--cpu', ...(opts.args ?? []),
       '--distributed-init-method', `tcp://127.0.0.1:${port}`, '--distributed-world-size', String(world),
@@ -66,7 +72,8 @@ export async function runRanks(world: number, opts: RankRun = {}): Promise<Resul
         MOE_RUN_RANK_DIR: join(opts.bootstrap.runDir, `rank-${rank}`), MOE_RUN_PROFILE: tinymoeProfile(),
       }, opts.bootstrap.env, opts.bootstrap.rankEnv?.(rank));
     }
-    return execa(PYTHON, argv, { env, reject: false, all: true, timeout: 120_000 });
+    const r = await execa(PYTHON, argv, { env, reject: false, all: true, timeout: 120_000 });
+    return { exitCode: r.exitCode, all: r.all ?? '' };
   }));
 }
 

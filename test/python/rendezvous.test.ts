@@ -33,7 +33,7 @@ describe('bootstrap with the rendezvous', () => {
     const dir = tempDir('rdzv');
     const [r0, r1] = await runRanks(2, {
       args: ['--max-valid-steps', '2'],
-      bootstrap: { runDir: dir, env, rankEnv: (rank) => (rank === 1 ? { MOE_RUN_TEST_CLOCK_SKEW_NS: String(SKEW_NS) } : {}) },
+      bootstrap: { runDir: dir, env, rankEnv: (rank): Record<string, string> => (rank === 1 ? { MOE_RUN_TEST_CLOCK_SKEW_NS: String(SKEW_NS) } : {}) },
     });
     expect(r0.exitCode, r0.all).toBe(0);
     expect(r1.exitCode, r1.all).toBe(0);
