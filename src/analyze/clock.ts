@@ -1,36 +1,19 @@
-// Puts a rank's trace times on the reference clock (node 0's launcher), as docs/contracts.md defines:
-// reference_ns(ts) = start_marker_local_ns + (ts − start_marker_trace_us)·1000 + clock_offset_ns.
-// Without anchors, a trace with absolute times (Kineto epoch µs or baseTimeNanoseconds) is placed by
-// those plus the clock offset; a legacy trace without anchors (relative times) cannot be placed.
+// Which of the trace stage's alignments (src/trace/align.ts, the merge's) puts a rank's trace on the
+// reference clock, so that the analysis and the timeline agree. The skew needs real clock positions,
+// so align.ts's last resort (first event at zero: a guess) is not used here; such a rank is left out
+// of the cross-rank comparison.
 import type { RankInfo } from '../run-dir.js';
-import { absoluteNs, type TraceMeta } from '../trace/reader.js';
-import { parseUsText, toNs, type UsNs } from '../trace/time.js';
+import { alignAbsolute, alignFromAnchors, alignProfilerStart, clockOffsetOf, type Alignment } from '../trace/align.js';
+import type { TraceMeta } from '../trace/reader.js';
 
-export interface RankClock {
-  /** placed by the moe_run/start anchors of rank.json (else by the trace's own absolute times) */
-  anchored: boolean;
-  /** file-time-base ns → reference clock epoch ns, or null when the trace cannot be placed */
-  toReference(tsNs: bigint): bigint | null;
-}
-
-function bigintOr(text: string | undefined, fallback: bigint): bigint {
-  return text !== undefined && /^-?\d+$/.test(text) ? BigInt(text) : fallback;
-}
-
-export function rankClock(info: RankInfo | null, meta: TraceMeta): RankClock {
-  const offset = bigintOr(info?.clock_offset_ns, 0n);
-  const a = info?.anchors;
-  const markerUs: UsNs = { us: 0, ns: 0 };
-  if (a?.start_marker_local_ns && a.start_marker_trace_us && parseUsText(a.start_marker_trace_us, markerUs)) {
-    const local = BigInt(a.start_marker_local_ns);
-    const marker = toNs(markerUs);
-    return { anchored: true, toReference: (ts) => local + (ts - marker) + offset };
-  }
-  return {
-    anchored: false,
-    toReference: (ts) => {
-      const abs = absoluteNs(meta, ts);
-      return abs === null ? null : abs + offset;
-    },
-  };
+/**
+ * The alignment of a trace, best method first; `markerNs` / `firstNs` are the moe_run/start marker's
+ * and the earliest event's ts in the file's time base. With zero 0, reference ns = file ns + shiftNs.
+ */
+export function rankAlignment(info: RankInfo | null, meta: TraceMeta, markerNs: bigint | null, firstNs: bigint | null): Alignment | null {
+  return (
+    (info ? alignFromAnchors(info, 0n, markerNs) : null) ??
+    (firstNs !== null ? alignAbsolute(meta, firstNs, clockOffsetOf(info), 0n) : null) ??
+    (info ? alignProfilerStart(info, 0n) : null)
+  );
 }

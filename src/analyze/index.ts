@@ -9,7 +9,7 @@ import { UserError } from '../errors.js';
 import { profileDefaults, resolveProfile } from '../plan/index.js';
 import { RunDir, type Manifest, type RankInfo, type RankRecord } from '../run-dir.js';
 import { DEFAULT_MODULE_LABELS } from './classify.js';
-import { rankClock } from './clock.js';
+import { rankAlignment } from './clock.js';
 import { scanCompleteEvents } from './events.js';
 import { findings } from './findings.js';
 import { topOps } from './ops.js';
@@ -19,6 +19,14 @@ import { collectiveSkew, type AlignedCalls } from './skew.js';
 import { SUMMARY_SCHEMA_VERSION, type RankSummary, type Summary } from './summary.js';
 
 export type { Summary } from './summary.js';
+
+/** align.ts's methods, as the report says them */
+const METHOD_TEXT: Record<string, string> = {
+  anchors: 'rank.json\'s moe_run/start anchors and clock offset',
+  marker: 'the moe_run/start marker in the trace and rank.json\'s anchors',
+  absolute: 'the traces\' own epoch times plus rank.json\'s clock offset',
+  'profiler-start': 'the profiler\'s start time (approximate)',
+};
 
 /** The record_function labels the run's hooks used (the config's, or its workload's defaults). */
 function moduleLabels(m: Manifest): string[] {
@@ -46,7 +54,8 @@ interface RankPass {
   calls: AlignedCalls[];
   /** the region on the reference clock, when the trace could be placed */
   regionRef: { start: bigint; end: bigint } | null;
-  anchored: boolean;
+  /** how the trace was put on the reference clock (align.ts's method), null when it could not be */
+  aligned: string | null;
 }
 
 async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undefined, labels: string[], notes: string[]): Promise<RankPass> {
@@ -55,7 +64,7 @@ async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undef
   let metrics: RankMetricsResult = new RankMetrics(labels).finish();
   let calls: AlignedCalls[] = [];
   let regionRef: RankPass['regionRef'] = null;
-  let anchored = false;
+  let aligned: string | null = null;
   let format: string | null = info?.trace_format ?? null;
   if (!trace) {
     notes.push(`rank ${rank}: no trace${record?.status && record.status !== 'ok' ? ` (the rank ${record.status})` : ''}`);
@@ -66,12 +75,13 @@ async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undef
       notes.push(...warnings.map((w) => `rank ${rank}: ${w}`));
       format = meta.format;
       metrics = acc.finish();
-      const clock = rankClock(info, meta);
-      anchored = clock.anchored;
-      const start = metrics.regionStartNs === null ? null : clock.toReference(metrics.regionStartNs);
-      if (start !== null) {
+      const alignment = rankAlignment(info, meta, metrics.markerNs, metrics.firstNs);
+      if (alignment && metrics.regionStartNs !== null) {
+        const shift = alignment.shiftNs;
+        aligned = alignment.method;
+        const start = metrics.regionStartNs + shift;
         regionRef = { start, end: start + BigInt(Math.round(metrics.region_s * 1e9)) };
-        calls = metrics.calls.map((c) => ({ rank, kind: c.kind, label: c.label, side: c.side, starts: c.starts.map((s) => clock.toReference(s)!) }));
+        calls = metrics.calls.map((c) => ({ rank, kind: c.kind, label: c.label, side: c.side, starts: c.starts.map((s) => s + shift) }));
       } else if (metrics.calls.length) {
         notes.push(`rank ${rank}: the trace has relative times and rank.json no anchors, so its collectives are left out of the cross-rank skew`);
       }
@@ -85,7 +95,7 @@ async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undef
   } catch (e) {
     notes.push(`rank ${rank}: ops.json unreadable (${(e as Error).message})`);
   }
-  const { calls: _calls, regionStartNs: _start, ...measured } = metrics;
+  const { calls: _calls, regionStartNs: _start, markerNs: _marker, firstNs: _first, ...measured } = metrics;
   const summary: RankSummary = {
     rank,
     host: info?.host ?? record?.host ?? '',
@@ -103,7 +113,7 @@ async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undef
     top_ops_cpu: ops.cpu,
     top_ops_device: ops.device,
   };
-  return { summary, calls, regionRef, anchored };
+  return { summary, calls, regionRef, aligned };
 }
 
 /** Analyzes a run directory and writes its summary.json. */
@@ -122,11 +132,11 @@ export async function analyzeRunDir(dir: string): Promise<Summary> {
 
   const placed = passes.filter((p) => p.regionRef !== null);
   const traced = passes.filter((p) => p.summary.trace_file !== null);
+  const byMethod = new Map<string, number[]>();
+  for (const p of placed) byMethod.set(p.aligned!, [...(byMethod.get(p.aligned!) ?? []), p.summary.rank]);
   const method = placed.length === 0
-    ? 'not aligned: no trace could be placed on one clock'
-    : placed.every((p) => p.anchored)
-      ? 'aligned by the moe_run/start anchors and the rendezvous clock offsets'
-      : `aligned by the traces' own epoch times${placed.some((p) => p.anchored) ? ' and, where present, the moe_run/start anchors' : ''} plus rank.json's clock offsets`;
+    ? 'not aligned: no trace could be placed on the reference clock'
+    : `placed on the reference clock by ${[...byMethod].map(([m, rs]) => `${METHOD_TEXT[m] ?? m} (rank${rs.length > 1 ? 's' : ''} ${rs.join(', ')})`).join('; ')}`;
   if (placed.length < traced.length) notes.push(`${traced.length - placed.length} of ${traced.length} traces could not be placed on the reference clock`);
 
   // The counters' window: the start barrier's release (or the earliest region start) to the end barrier

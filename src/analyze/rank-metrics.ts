@@ -45,6 +45,9 @@ export interface RankMetricsResult {
   region_source: 'marker' | 'trace-span' | 'none';
   /** region start in the trace's time base (ns); null for an empty trace */
   regionStartNs: bigint | null;
+  /** the moe_run/start marker's and the earliest event's start, trace time base (ns) */
+  markerNs: bigint | null;
+  firstNs: bigint | null;
   gpus: GpuActivity[];
   cpu: CpuActivity;
   collectives: CollectiveStat[];
@@ -261,6 +264,8 @@ export class RankMetrics {
       region_s: S(region),
       region_source: !hasEvents ? 'none' : this.marker !== null ? 'marker' : 'trace-span',
       regionStartNs: this.origin === null ? null : this.origin + BigInt(Math.round(from)),
+      markerNs: this.origin === null || this.marker === null ? null : this.origin + BigInt(this.marker),
+      firstNs: this.origin === null ? null : this.origin + BigInt(this.first),
       gpus,
       cpu,
       collectives,
