@@ -1,7 +1,8 @@
 // `moe-run doctor`: one line per check, and an exit code that says whether a GPU run can start.
 import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { ensureBuilt, moeRun } from './cli.js';
+import { ensureBuilt, moeRun, repoRoot } from './cli.js';
 
 beforeAll(() => ensureBuilt());
 
@@ -34,4 +35,14 @@ print(json.dumps(r))`], { encoding: 'utf8' })) as { torch?: string; cuda?: boole
   expect(lines).toContainEqual(expect.stringMatching(facts.moe ? /^OK +fairseq/ : /^FAIL fairseq .*pip install -e/));
   expect(lines).toContainEqual(expect.stringMatching(facts.torch ? /^OK +cpu demo/ : /^FAIL cpu demo/));
   expect(r.code).toBe(facts.torch && facts.cuda && facts.moe ? 0 : 1);
+});
+
+it('counts the GPUs nvidia-smi lists (the fake replays a real H200 capture)', () => {
+  const fake = join(repoRoot, 'test', 'fixtures', 'fake-nvidia-smi');
+  const env = { PATH: [fake, dirname(process.execPath), '/usr/bin', '/bin'].join(':'), FAKE_NVIDIA_SMI_GPUS: '3' };
+  const name = execFileSync(join(fake, 'nvidia-smi'), ['--query-gpu=name', '--format=csv,noheader'], { env, encoding: 'utf8' }).split('\n')[0];
+  // a missing interpreter keeps this test quick; the nvidia-smi line does not depend on it
+  const r = moeRun(['doctor'], { ...env, MOE_RUN_PYTHON: '/nonexistent/python3' });
+  expect(r.stdout).toContain(`OK   nvidia-smi  3 GPU(s): 3× ${name}\n`);
+  expect(r.code).toBe(1);
 });
