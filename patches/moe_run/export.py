@@ -17,7 +17,6 @@ from moe_run.settings import MARKER
 CHUNK = 1 << 20
 # an event object is far shorter than this, so a match near a chunk's end is complete in the next read
 OVERLAP = 1 << 16
-_MARKER_RE = re.compile(rb'"name"\s*:\s*"' + re.escape(MARKER.encode()) + rb'"')
 _TS_RE = re.compile(rb'"ts"\s*:\s*"?(-?[0-9][0-9.eE+-]*)')
 _GPU_CAT_RE = re.compile(rb'"cat"\s*:\s*"gpu_user_annotation"')
 
@@ -41,20 +40,22 @@ def write_trace(prof, rank_dir: str, file_name: str) -> Optional[str]:
     return marker_ts
 
 
-def find_marker_ts(path: str) -> Optional[str]:
-    """The ts of the CPU-side moe_run/start range, read by streaming the file (it can be gigabytes).
+def find_marker_ts(path: str, name: str = MARKER) -> Optional[str]:
+    """The ts of the first CPU-side range called ``name`` (moe_run/start), read by streaming the file
+    (it can be gigabytes).
 
     Works for both layouts: legacy (``{"name": ..., "ph": "X", "ts": ...}``) and Kineto
     (``{"ph": "X", "cat": "user_annotation", "name": ..., "pid": ..., "tid": ..., "ts": ...}``); in both
     the name and ts precede the event's only nested object (args). Kineto also copies the range onto
     the GPU timeline (cat gpu_user_annotation); that copy is skipped.
     """
+    name_re = re.compile(rb'"name"\s*:\s*"' + re.escape(name.encode()) + rb'"')
     with open(path, "rb") as f:
         buf = b""
         while True:
             chunk = f.read(CHUNK)
             buf += chunk
-            for m in _MARKER_RE.finditer(buf):
+            for m in name_re.finditer(buf):
                 start = buf.rfind(b"{", 0, m.start())
                 end = buf.find(b"}", m.end())
                 if start < 0 or end < 0:
