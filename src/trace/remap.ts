@@ -10,12 +10,14 @@
 // ends (they are few, and Kineto writes them after the events), then written with the final names.
 import { Span, type EventView } from './scan.js';
 import { addUsNs, formatUs, parseUsBytes, type UsNs } from './time.js';
-import type { TimelineWriter } from './writer.js';
+import { copyBytes, writeInt, writeUs, type TimelineWriter } from './writer.js';
 
 const QUOTE = 0x22;
 const PH_M = 0x4d;
 /** ids are offset by rank · 2^40: unique for ids < 2^40 and ranks < 8192, and still exact doubles */
 const ID_STRIDE = 2 ** 40;
+/** the longest text a rewritten value can take (a ts, an id: under 24 digits and signs) */
+const MAX_VALUE = 32;
 /** numbers given to string tids (Kineto's "PyTorch Profiler" span thread…), above any OS tid */
 const STRING_TID_BASE = 0x80000000;
 
@@ -59,6 +61,8 @@ interface HeldMeta {
 
 export class RankRemap {
   private readonly procs = new Map<string, Proc>();
+  /** numeric source pids, without making a string per event */
+  private readonly byNumber = new Map<number, Proc>();
   private readonly held: HeldMeta[] = [];
   private readonly idOffset: number;
   private lastPidBuf: Buffer | null = null;
@@ -80,7 +84,7 @@ export class RankRemap {
     this.idOffset = id.rank * ID_STRIDE;
   }
 
-  /** Writes one input event (or holds it, for "M"). */
+  /** Writes one input event (or holds it, for "M"): its bytes, with the indexed fields rewritten. */
   write(v: EventView, w: TimelineWriter): void {
     this.events++;
     if (v.phCode === PH_M) {
@@ -89,46 +93,65 @@ export class RankRemap {
     }
     const buf = v.buf;
     const spans = v.spans;
-    let pos = v.start;
     w.begin();
-    for (let k = 0; k < spans.length; k += 3) {
+    // each rewritten value is at most MAX_VALUE bytes: room for the event in one go
+    w.reserve(v.end - v.start + (v.spanLen / 3) * MAX_VALUE);
+    let out = w.buf;
+    let o = w.pos;
+    let pos = v.start;
+    for (let k = 0; k < v.spanLen; k += 3) {
       const kind = spans[k];
       const s = spans[k + 1];
       const e = spans[k + 2];
-      let text: string;
+      const t = this.t;
       switch (kind) {
-        case Span.Ts: {
-          const t = this.t;
+        case Span.Ts:
           if (!parseUsBytes(buf, s, e, t)) {
             this.badTs++;
             continue;
           }
           addUsNs(t, this.shift, t);
           this.track(t);
-          text = formatUs(t.us, t.ns);
+          o = copyBytes(out, o, buf, pos, s);
+          o = writeUs(out, o, t.us, t.ns);
           break;
-        }
         case Span.Dur:
           // durations need no shift; only a quoted one is rewritten as a number
-          if (buf[s] !== QUOTE || !parseUsBytes(buf, s, e, this.t)) continue;
-          text = formatUs(this.t.us, this.t.ns);
+          if (buf[s] !== QUOTE || !parseUsBytes(buf, s, e, t)) continue;
+          o = copyBytes(out, o, buf, pos, s);
+          o = writeUs(out, o, t.us, t.ns);
           break;
         case Span.Pid:
-          text = String(this.procAt(buf, s, e).pid);
+          o = copyBytes(out, o, buf, pos, s);
+          o = writeInt(out, o, this.procAt(buf, s, e).pid);
           break;
-        case Span.Tid:
-          if (buf[s] === QUOTE) text = String(this.stringTid(this.procForSpan(v), buf.toString('utf8', s, e)));
-          else if (buf[s] === 0x2d) text = String(unsignedTid(Number(buf.toString('latin1', s, e))));
+        case Span.Tid: {
+          let tid: number;
+          if (buf[s] === QUOTE) tid = this.stringTid(this.procForSpan(v), buf.toString('utf8', s, e));
+          else if (buf[s] === 0x2d) tid = unsignedTid(Number(buf.toString('latin1', s, e)));
           else continue;
+          o = copyBytes(out, o, buf, pos, s);
+          o = writeInt(out, o, tid);
           break;
-        default: // flow and correlation ids
-          text = this.offsetId(buf, s, e);
+        }
+        default: {
+          // flow and correlation ids
+          const id = this.offsetId(buf, s, e);
+          o = copyBytes(out, o, buf, pos, s);
+          if (typeof id === 'number') o = writeInt(out, o, id);
+          else {
+            // a string id (rare): through the writer, then room again for the rest of the event
+            w.pos = o;
+            w.ascii(id);
+            w.reserve(v.end - e + (v.spanLen / 3) * MAX_VALUE);
+            out = w.buf;
+            o = w.pos;
+          }
+        }
       }
-      w.copy(buf, pos, s);
-      w.ascii(text);
       pos = e;
     }
-    w.copy(buf, pos, v.end);
+    w.pos = copyBytes(out, o, buf, pos, v.end);
   }
 
   /** The timeline pid of this rank's GPU `device` (created if its trace has none, e.g. for counters). */
@@ -234,7 +257,12 @@ export class RankRemap {
       }
       if (same) return this.lastPid!;
     }
-    const p = this.proc(buf.toString('utf8', s, e));
+    let p: Proc | undefined;
+    const n = buf[s] === QUOTE ? -1 : digitsValue(buf, s, e);
+    if (n >= 0) {
+      p = this.byNumber.get(n);
+      if (!p) this.byNumber.set(n, (p = this.proc(String(n))));
+    } else p = this.proc(buf.toString('utf8', s, e));
     this.lastPidBuf = buf;
     this.lastPidS = s;
     this.lastPidE = e;
@@ -283,7 +311,8 @@ export class RankRemap {
     return (this.id.rank + 1) * 1000 + within;
   }
 
-  private offsetId(buf: Buffer, s: number, e: number): string {
+  /** A flow or correlation id moved into this rank's range: a number, or a string for string ids. */
+  private offsetId(buf: Buffer, s: number, e: number): number | string {
     let n = 0;
     let k = s;
     for (; k < e; k++) {
@@ -291,11 +320,23 @@ export class RankRemap {
       if (d < 0 || d > 9) break;
       n = n * 10 + d;
     }
-    if (k === e && k > s && n < ID_STRIDE) return String(n + this.idOffset);
-    // a string id, or one too large to offset exactly: make it a string unique to the rank
+    if (k === e && k > s && n < ID_STRIDE) return n + this.idOffset;
+    // a string id, or one too large to offset exactly: a string unique to the rank
     const raw = buf[s] === QUOTE ? (JSON.parse(buf.toString('utf8', s, e)) as string) : buf.toString('utf8', s, e);
     return JSON.stringify(`rank${this.id.rank}:${raw}`);
   }
+}
+
+/** The value of an unsigned integer written in bytes [s, e), or -1 if the text is anything else. */
+function digitsValue(buf: Buffer, s: number, e: number): number {
+  if (e - s > 15 || e === s) return -1;
+  let n = 0;
+  for (let k = s; k < e; k++) {
+    const d = buf[k] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 /**

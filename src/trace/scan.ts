@@ -49,14 +49,28 @@ export class EventView {
   nameS = -1; nameE = -1;
   catS = -1; catE = -1;
   argsS = -1; argsE = -1;
-  /** spans the merge may rewrite, in file order: kind, start, end triples */
-  spans: number[] = [];
+  /** spans the merge may rewrite, in file order: kind, start, end triples in spans[0, spanLen) */
+  spans = new Int32Array(48);
+  spanLen = 0;
 
   reset(buf: Buffer, start: number): void {
     this.buf = buf;
     this.start = start;
     this.phS = this.tsS = this.durS = this.pidS = this.tidS = this.nameS = this.catS = this.argsS = -1;
-    this.spans.length = 0;
+    this.spanLen = 0;
+  }
+
+  add(kind: Span, s: number, e: number): void {
+    if (this.spanLen + 3 > this.spans.length) {
+      const bigger = new Int32Array(this.spans.length * 2);
+      bigger.set(this.spans);
+      this.spans = bigger;
+    }
+    const k = this.spanLen;
+    this.spans[k] = kind;
+    this.spans[k + 1] = s;
+    this.spans[k + 2] = e;
+    this.spanLen = k + 3;
   }
 
   /** First character of ph ("X", "M", "s"…) as a char code; 0 if absent. */
@@ -94,10 +108,23 @@ function isWs(c: number): boolean {
 
 /** Index just past the string starting at buf[i] (a quote), or -1 if it does not end before lim. */
 function stringEnd(buf: Buffer, i: number, lim: number): number {
-  for (let j = i + 1; j < lim; j++) {
+  // most strings are short keys and values: a plain loop; a long one (kernel names, call stacks)
+  // goes to the native search for the next quote
+  let j = i + 1;
+  const short = j + 24 < lim ? j + 24 : lim;
+  for (; j < short; j++) {
     const c = buf[j];
     if (c === QUOTE) return j + 1;
     if (c === BACKSLASH) j++;
+  }
+  while (j < lim) {
+    const q = buf.indexOf(QUOTE, j);
+    if (q < 0 || q >= lim) return -1;
+    // the quote is escaped when an odd number of backslashes precede it (from j on: j starts clean)
+    let b = q - 1;
+    while (b >= j && buf[b] === BACKSLASH) b--;
+    if ((q - 1 - b) % 2 === 0) return q + 1;
+    j = q + 1;
   }
   return -1;
 }
@@ -184,21 +211,21 @@ function indexObject(buf: Buffer, i: number, lim: number, v: EventView, level: n
       if (klen === 2) {
         const k1 = buf[ks + 1];
         if (k0 === 0x70 && k1 === 0x68) { v.phS = vs; v.phE = ve; } // ph
-        else if (k0 === 0x74 && k1 === 0x73) { v.tsS = vs; v.tsE = ve; v.spans.push(Span.Ts, vs, ve); } // ts
-        else if (k0 === 0x69 && k1 === 0x64) v.spans.push(Span.Id, vs, ve); // id
+        else if (k0 === 0x74 && k1 === 0x73) { v.tsS = vs; v.tsE = ve; v.add(Span.Ts, vs, ve); } // ts
+        else if (k0 === 0x69 && k1 === 0x64) v.add(Span.Id, vs, ve); // id
       } else if (klen === 3 && buf[ks + 1] === 0x69 && buf[ks + 2] === 0x64) {
-        if (k0 === 0x70) { v.pidS = vs; v.pidE = ve; v.spans.push(Span.Pid, vs, ve); } // pid
-        else if (k0 === 0x74) { v.tidS = vs; v.tidE = ve; v.spans.push(Span.Tid, vs, ve); } // tid
+        if (k0 === 0x70) { v.pidS = vs; v.pidE = ve; v.add(Span.Pid, vs, ve); } // pid
+        else if (k0 === 0x74) { v.tidS = vs; v.tidE = ve; v.add(Span.Tid, vs, ve); } // tid
       } else if (klen === 3 && k0 === 0x64 && buf[ks + 1] === 0x75 && buf[ks + 2] === 0x72) {
-        v.durS = vs; v.durE = ve; v.spans.push(Span.Dur, vs, ve); // dur
+        v.durS = vs; v.durE = ve; v.add(Span.Dur, vs, ve); // dur
       } else if (klen === 3 && k0 === 0x63 && buf[ks + 1] === 0x61 && buf[ks + 2] === 0x74) {
         v.catS = vs; v.catE = ve; // cat
       } else if (klen === 4 && k0 === 0x6e && buf[ks + 1] === 0x61 && buf[ks + 2] === 0x6d && buf[ks + 3] === 0x65) {
         v.nameS = vs; v.nameE = ve; // name
-      } else if (keyIs(buf, ks, klen, K_BIND_ID)) v.spans.push(Span.BindId, vs, ve);
+      } else if (keyIs(buf, ks, klen, K_BIND_ID)) v.add(Span.BindId, vs, ve);
     } else if (klen === 11) {
-      if (keyIs(buf, ks, klen, K_EXTERNAL_ID) || keyIs(buf, ks, klen, K_EXTERNAL_ID_OLD)) v.spans.push(Span.ExternalId, vs, ve);
-      else if (keyIs(buf, ks, klen, K_CORRELATION)) v.spans.push(Span.Correlation, vs, ve);
+      if (keyIs(buf, ks, klen, K_EXTERNAL_ID) || keyIs(buf, ks, klen, K_EXTERNAL_ID_OLD)) v.add(Span.ExternalId, vs, ve);
+      else if (keyIs(buf, ks, klen, K_CORRELATION)) v.add(Span.Correlation, vs, ve);
     }
   }
 }

@@ -16,8 +16,9 @@ export interface WriterOptions {
 }
 
 export class TimelineWriter {
-  private buf = Buffer.allocUnsafe(BUF);
-  private pos = 0;
+  /** the output buffer and the write position in it: see reserve() */
+  buf = Buffer.allocUnsafe(BUF);
+  pos = 0;
   private first = true;
   private blocked = false;
   private failed: Error | null = null;
@@ -46,23 +47,30 @@ export class TimelineWriter {
 
   /** Starts a new event: writes the separator. Follow with copy()/ascii() of exactly one JSON object. */
   begin(): void {
-    if (this.first) this.first = false;
-    else this.ascii(',\n');
     this.count++;
+    if (this.first) {
+      this.first = false;
+      return;
+    }
+    this.reserve(2);
+    this.buf[this.pos++] = 0x2c; // ,
+    this.buf[this.pos++] = 0x0a; // \n
+  }
+
+  /**
+   * Makes room for n more bytes at `pos` (the hot path then writes into `buf` directly and advances
+   * `pos`). An event larger than the buffer gets a buffer of its own size.
+   */
+  reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    this.flush();
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
   }
 
   /** Appends bytes [s, e) of src. */
-  copy(src: Buffer, s: number, e: number): void {
-    const n = e - s;
-    if (this.pos + n > this.buf.length) {
-      this.flush();
-      if (n > this.buf.length) {
-        this.push(Buffer.from(src.subarray(s, e)));
-        return;
-      }
-    }
-    src.copy(this.buf, this.pos, s, e);
-    this.pos += n;
+  copy(src: Uint8Array, s: number, e: number): void {
+    this.reserve(e - s);
+    this.pos = copyBytes(this.buf, this.pos, src, s, e);
   }
 
   /** Appends a string (JSON text; any UTF-8). */
@@ -122,4 +130,61 @@ export class TimelineWriter {
     this.bytes += chunk.length;
     if (!this.head.write(chunk)) this.blocked = true;
   }
+}
+
+/**
+ * Copies src[s, e) to dst at pos, returns the new pos. Short runs are copied in a loop: Buffer.copy's
+ * per-call cost (a view object per call) is larger than copying the few dozen bytes between two
+ * rewritten fields.
+ */
+export function copyBytes(dst: Uint8Array, pos: number, src: Uint8Array, s: number, e: number): number {
+  const n = e - s;
+  if (n < 64) {
+    for (let k = 0; k < n; k++) dst[pos + k] = src[s + k];
+  } else dst.set(src.subarray(s, e), pos);
+  return pos + n;
+}
+
+/** Writes the decimal digits of a safe integer at pos; returns the new pos. */
+export function writeInt(dst: Uint8Array, pos: number, n: number): number {
+  if (n < 0) {
+    dst[pos++] = 0x2d;
+    n = -n;
+  }
+  if (n < 1e8) return writeSmall(dst, pos, n | 0, 0);
+  // epoch µs have 16 digits: the low 8 as a zero-padded int32, the rest in front (int32 division is fast)
+  const high = Math.floor(n / 1e8);
+  return writeSmall(dst, writeInt(dst, pos, high), (n - high * 1e8) | 0, 8);
+}
+
+/** Digits of 0 ≤ n < 1e8 (an int32), zero-padded to `width`. */
+function writeSmall(dst: Uint8Array, pos: number, n: number, width: number): number {
+  let len = 1;
+  for (let m = n; m >= 10; m = (m / 10) | 0) len++;
+  if (len < width) len = width;
+  for (let k = pos + len - 1; k >= pos; k--) {
+    const q = (n / 10) | 0;
+    dst[k] = 0x30 + n - q * 10;
+    n = q;
+  }
+  return pos + len;
+}
+
+/** Writes a µs time (floor µs + ns, see time.ts) as exact decimal text, like formatUs; returns the new pos. */
+export function writeUs(dst: Uint8Array, pos: number, us: number, ns: number): number {
+  if (ns === 0) return writeInt(dst, pos, us);
+  if (us < 0) {
+    dst[pos++] = 0x2d;
+    us = -us - 1;
+    ns = 1000 - ns;
+  }
+  pos = writeInt(dst, pos, us);
+  dst[pos++] = 0x2e;
+  const d1 = Math.floor(ns / 100);
+  const d2 = Math.floor(ns / 10) % 10;
+  const d3 = ns % 10;
+  dst[pos++] = 0x30 + d1;
+  if (d2 !== 0 || d3 !== 0) dst[pos++] = 0x30 + d2;
+  if (d3 !== 0) dst[pos++] = 0x30 + d3;
+  return pos;
 }
