@@ -156,6 +156,7 @@ export async function analyzeRunDir(dir: string): Promise<Summary> {
     processCounters(run.processCsv, window),
   ]);
   if (!existsSync(run.nvidiaSmiCsv)) notes.push('no samples/nvidia-smi.csv: GPU counters not sampled');
+  else if (!gpu_counters.length) notes.push('samples/nvidia-smi.csv has no row with a GPU index inside the region');
 
   const body: Omit<Summary, 'findings'> = {
     schema: SUMMARY_SCHEMA_VERSION,
