@@ -83,7 +83,9 @@ function syncs(s: Summary): Table {
   return {
     id: 'syncs',
     title: 'CPU–GPU sync points',
-    caption: 'aten::item calls aten::_local_scalar_dense, which copies to the host and waits: the kinds nest, read them side by side.',
+    caption: s.ranks.some((r) => r.gpus.length > 0)
+      ? 'aten::item calls aten::_local_scalar_dense, which copies to the host and waits: the kinds nest, read them side by side.'
+      : 'No GPU activity in this run: these calls would wait for the GPU on one; here they wait for nothing.',
     headers: ['Rank', 'Kind', 'Count', 'Time'],
     rows: s.ranks.flatMap((r) => r.syncs.kinds.map((k) => [String(r.rank), k.name, count(k.count), duration(k.time_s)])),
   };
