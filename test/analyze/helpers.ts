@@ -1,6 +1,7 @@
 // Run directories for analysis tests, built from real traces (../shared/traces/hta) the way the
 // launcher lays them out: manifest.json, rank-R/<host>_<pid>.rankR.pt.trace.json.gz, rank.json.
-import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { onTestFinished } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -54,9 +55,16 @@ export function manifestFor(name: string, ranks: RankSpec[], extra: Partial<Mani
   };
 }
 
+/** A temp folder, removed when the current test ends. */
+export async function tempFolder(prefix: string): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), `moe-run-${prefix}-`));
+  onTestFinished(() => rm(root, { recursive: true, force: true }));
+  return root;
+}
+
 /** A run directory in a fresh temp folder, with each rank's trace copied in under the launcher's name. */
 export async function makeRunDir(name: string, ranks: RankSpec[], extra: Partial<Manifest> = {}): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'moe-run-analyze-'));
+  const root = await tempFolder('analyze');
   const run = new RunDir(join(root, `${name}-20260101-000000`));
   await run.create();
   await run.writeManifest(manifestFor(name, ranks, extra));

@@ -4,8 +4,7 @@
 // assembled here), once end to end through `moe-run --config configs/tiny-cpu.yaml`.
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { percent } from '../../src/analyze/format.js';
@@ -13,7 +12,7 @@ import type { Summary } from '../../src/analyze/summary.js';
 import { loadConfig } from '../../src/config/index.js';
 import { writeRunReports } from '../../src/report/index.js';
 import { RunDir, type RankInfo } from '../../src/run-dir.js';
-import { REPO, loadTrace, manifestFor } from '../analyze/helpers.js';
+import { REPO, loadTrace, manifestFor, tempFolder } from '../analyze/helpers.js';
 import { PYTHON, runRanks } from '../python/helpers.js';
 
 type Ev = { name: string; ph: string; ts: number; dur?: number };
@@ -87,7 +86,7 @@ async function checkTinyReport(dir: string): Promise<void> {
 
 describe('tiny-cpu report', () => {
   it('through the bootstrap: gloo all-to-all, each rank\'s share, true findings', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'moe-run-tiny-report-'));
+    const root = await tempFolder('tiny-report');
     const { config } = await loadConfig({ configPath: join(REPO, 'configs', 'tiny-cpu.yaml') });
     const run = new RunDir(join(root, 'tiny-cpu-20260101-000000'));
     await run.create();
@@ -99,7 +98,7 @@ describe('tiny-cpu report', () => {
   });
 
   it('end to end: moe-run --config configs/tiny-cpu.yaml writes a report whose findings hold', async () => {
-    const out = join(await mkdtemp(join(tmpdir(), 'moe-run-tiny-e2e-')), 'run');
+    const out = join(await tempFolder('tiny-e2e'), 'run');
     const r = await execa('node', [join(REPO, 'bin', 'moe-run'), '--config', join(REPO, 'configs', 'tiny-cpu.yaml'), '--out', out, '--quiet'], {
       cwd: REPO, reject: false, all: true, timeout: 300_000, env: { MOE_RUN_PYTHON: PYTHON },
     });

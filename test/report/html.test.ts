@@ -3,14 +3,13 @@
 // Chromium into a non-trivial screenshot with no network request from the page.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { writeRunReports } from '../../src/report/index.js';
 import { RunDir } from '../../src/run-dir.js';
-import { HTA, REPO, loadTrace, makeRunDir } from '../analyze/helpers.js';
+import { HTA, REPO, loadTrace, makeRunDir, tempFolder } from '../analyze/helpers.js';
 
 const CAPTURE = join(REPO, '..', 'shared', 'nvidia-smi', 'linux-x86_64__nvidia-h200__590.48.01.txt');
 
@@ -69,11 +68,11 @@ function fetchableUrls(html: string): string[] {
 const chromium = ['chromium', 'chromium-browser'].find((c) => spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0);
 
 /** Renders a page headless with name resolution off and a net log; returns the page's own requests. */
-function render(url: string, png: string, netLog: string, height = 2600): string[] {
+function render(url: string, png: string, netLog: string, profile: string, height = 2600): string[] {
   execFileSync(chromium!, [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND', `--log-net-log=${netLog}`,
-    `--user-data-dir=${join(tmpdir(), `moe-run-chromium-${process.pid}-${Date.now()}`)}`,
+    `--user-data-dir=${profile}`,
     `--screenshot=${png}`, `--window-size=1280,${height}`, url,
   ], { stdio: 'ignore', timeout: 90_000 });
   const log = JSON.parse(readFileSync(netLog, 'utf8')) as { constants: { logEventTypes: Record<string, number> }; events: { type: number; params?: { url?: string; initiator?: string } }[] };
@@ -110,9 +109,9 @@ describe('report.md and report.html', () => {
   it.skipIf(!chromium)('renders in headless Chromium with no request leaving the page', async () => {
     const dir = await pairRun();
     await writeRunReports(dir);
-    const out = await mkdtemp(join(tmpdir(), 'moe-run-shot-'));
+    const out = await tempFolder('shot');
     const png = join(out, 'report.png');
-    const requests = render(pathToFileURL(new RunDir(dir).reportHtml).href, png, join(out, 'net.json'));
+    const requests = render(pathToFileURL(new RunDir(dir).reportHtml).href, png, join(out, 'net.json'), join(out, 'profile'));
     expect(requests).toEqual([]);
     const head = readFileSync(png).subarray(0, 24);
     expect(head.subarray(1, 4).toString()).toBe('PNG');
@@ -123,7 +122,7 @@ describe('report.md and report.html', () => {
     // the detector itself: a page that fetches is caught
     const bad = join(out, 'bad.html');
     await writeFile(bad, '<html><body><img src="http://example.invalid/x.png"></body></html>');
-    expect(render(pathToFileURL(bad).href, join(out, 'bad.png'), join(out, 'bad-net.json'), 300)).toEqual(['http://example.invalid/x.png']);
+    expect(render(pathToFileURL(bad).href, join(out, 'bad.png'), join(out, 'bad-net.json'), join(out, 'profile-bad'), 300)).toEqual(['http://example.invalid/x.png']);
   });
   if (!chromium) it.skip('headless Chromium is not installed (apt-get install chromium): the rendering check is skipped', () => {});
 });

@@ -1,15 +1,15 @@
 // pack: a run directory → <run>.tar.gz, the same bytes every time, never overwriting by accident.
-import { mkdtemp, mkdir, readFile, writeFile, utimes } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, utimes } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { list } from 'tar';
 import { packRunDir } from '../../src/pack.js';
 import { UserError } from '../../src/errors.js';
+import { tempFolder } from '../analyze/helpers.js';
 
 async function makeRun(): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'moe-run-pack-'));
+  const root = await tempFolder('pack');
   const dir = join(root, 'tiny-20260101-000000');
   await mkdir(join(dir, 'rank-1'), { recursive: true });
   await mkdir(join(dir, 'rank-0'), { recursive: true });
@@ -56,7 +56,7 @@ describe('packRunDir', () => {
   });
 
   it('refuses a folder that is not a run directory', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'moe-run-pack-'));
+    const root = await tempFolder('pack');
     await expect(packRunDir(root)).rejects.toThrow(/not a run directory/);
   });
 });
