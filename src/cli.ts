@@ -6,7 +6,9 @@ import { configJsonSchema, loadConfig } from './config/index.js';
 import { UserError } from './errors.js';
 import { doctor } from './plan/doctor.js';
 import { dryRun } from './plan/dry-run.js';
+import { launchRun } from './launch/index.js';
 import { nodePlacement } from './launch/slurm.js';
+import type { Tee } from './launch/supervisor.js';
 import { packRunDir } from './pack.js';
 import { REPORT_FORMATS, reportCommand, type ReportFormat } from './report/sweep.js';
 
@@ -47,9 +49,11 @@ async function main(argv: string[]): Promise<number> {
           }));
           return;
         }
-        // ── launch stage: src/launch/index.ts launchRun({ config, configSource, outDir, tee, quiet, archive, nodes, argv }) ──
-        process.stderr.write('moe-run: launch not wired yet\n');
-        exitCode = 1;
+        if (placement.nnodes > 1) throw new UserError('multi-node launch is not wired yet: run on one node (no --nnodes)');
+        exitCode = await launchRun({
+          config, configSource: args.config ?? '(--set only)', outDir: args.out, tee: args.tee as Tee | undefined,
+          quiet: args.quiet, archive: args.archive, argv: ['moe-run', ...argv],
+        });
       },
     )
     .command('schema', 'print the JSON Schema of config files (for editors)', {}, () => {

@@ -52,6 +52,8 @@ export interface Manifest {
   created: string;
   moe_run_version: string;
   command: string[];
+  /** where the config came from (its file), as given on the command line */
+  config_source?: string;
   config: RunConfig;
   nnodes: number;
   world_size: number;

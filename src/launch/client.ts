@@ -14,6 +14,8 @@ export class RendezvousClient {
   private ended = false;
   /** the server's abort reason, once one came */
   aborted?: string;
+  /** the server's welcome (world size, and what else the server tells a peer that joins) */
+  welcome!: Extract<ServerMessage, { type: 'welcome' }>;
 
   private constructor(
     private readonly socket: Socket,
@@ -54,6 +56,7 @@ export class RendezvousClient {
       client.close();
       throw new Error(`rendezvous refused the hello: ${reply?.type === 'error' ? reply.reason : 'connection closed'}`);
     }
+    client.welcome = reply;
     return client;
   }
 

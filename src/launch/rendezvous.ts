@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { UserError } from '../errors.js';
 import { ReferenceClock } from './clock.js';
-import type { ClientMessage, RankState, ServerMessage } from './protocol.js';
+import type { AgentMessage, ClientMessage, RankState, ServerMessage } from './protocol.js';
 import { LineSplitter, encodeMessage, parseClientMessage } from './wire.js';
 
 export interface RendezvousOptions {
@@ -26,6 +26,8 @@ export interface RendezvousOptions {
   helloTimeoutMs?: number;
   /** where the server's reasons go (launcher.log) */
   log?: (line: string) => void;
+  /** more fields for every welcome (multi-node: what an agent needs to know about the run) */
+  welcome?: Record<string, unknown>;
 }
 
 export type Role = 'rank' | 'agent';
@@ -51,6 +53,8 @@ export interface RendezvousEvents {
   /** the connection closed before the peer said "done": the rank (or the agent's node) died or lost us */
   lost: [peer: Peer, tNs: string];
   rejected: [remote: string, reason: string];
+  /** multi-node: what an agent says about its node (its ranks' starts and ends, its own status) */
+  'agent-message': [peer: Peer, msg: AgentMessage | Extract<ClientMessage, { type: 'status' }>];
 }
 
 interface Connection {
@@ -201,10 +205,17 @@ export class RendezvousServer extends EventEmitter<RendezvousEvents> {
         const { type: _type, ...status } = msg;
         const tNs = this.clock.now();
         for (const rank of conn.peer.ranks) this.emit('status', rank, status, tNs);
+        if (conn.peer.role === 'agent') this.emit('agent-message', conn.peer, msg);
         return;
       }
       case 'barrier':
         return this.enterBarrier(conn, msg.name);
+      case 'rank_started':
+      case 'rank_ended':
+        if (conn.peer.role !== 'agent') return this.reject(conn, `only an agent sends ${msg.type}`);
+        if (!conn.peer.ranks.includes(msg.rank)) return this.reject(conn, `rank ${msg.rank} is not one of this agent's ranks`);
+        this.emit('agent-message', conn.peer, msg);
+        return;
     }
   }
 
@@ -226,7 +237,7 @@ export class RendezvousServer extends EventEmitter<RendezvousEvents> {
       this.everConnected.add(rank);
     }
     this.log(`rendezvous: ${describe(conn)} joined from ${conn.remote} (pid ${msg.pid} on ${msg.host})`);
-    this.send(conn, { type: 'welcome', world_size: this.worldSize });
+    this.send(conn, { ...this.opts.welcome, type: 'welcome', world_size: this.worldSize });
     this.emit('connect', conn.peer, this.clock.now());
     if (this.abortReason !== undefined) this.send(conn, { type: 'abort', reason: this.abortReason });
   }

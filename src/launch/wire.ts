@@ -2,9 +2,11 @@
 // messages. Everything here is pure and synchronous so that it can be fuzzed without sockets; the server
 // only decides what to do with a message or a reason to reject.
 import { z } from 'zod';
-import { MAX_LINE_BYTES, type ClientMessage, type ServerMessage } from './protocol.js';
+import { MAX_LINE_BYTES, type AgentMessage, type ClientMessage, type ServerMessage } from './protocol.js';
 
-export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; reason: string };
+/** Anything a rank or an agent may send (agent messages are refused from ranks by the server). */
+export type IncomingMessage = ClientMessage | AgentMessage;
+export type ParseResult = { ok: true; message: IncomingMessage } | { ok: false; reason: string };
 
 // Epoch times exceed 2^53, so they travel as decimal strings; offsets may be negative.
 const nsString = z.string().regex(/^\d{1,30}$/, 'expected a decimal string of nanoseconds');
@@ -24,7 +26,7 @@ const hello = z.discriminatedUnion('role', [
 ]);
 
 // Unknown extra fields are dropped rather than refused, so a newer client can add some.
-const messages: Record<ClientMessage['type'], z.ZodType<ClientMessage>> = {
+const messages: Record<IncomingMessage['type'], z.ZodType<IncomingMessage>> = {
   hello,
   ping: z.object({ type: z.literal('ping'), t0: nsString }),
   // A stepped or coarse client clock can make a round trip look negative: recorded, not refused.
@@ -37,6 +39,17 @@ const messages: Record<ClientMessage['type'], z.ZodType<ClientMessage>> = {
     detail: z.string().max(1000).optional(),
   }),
   barrier: z.object({ type: z.literal('barrier'), name: z.string().regex(/^[\w.-]{1,64}$/, 'expected a name of letters, digits, ".", "_", "-"') }),
+  rank_started: z.object({ type: z.literal('rank_started'), rank: rankNumber, pid, t_ns: nsString }),
+  rank_ended: z.object({
+    type: z.literal('rank_ended'),
+    rank: rankNumber,
+    t_ns: nsString,
+    exit_code: z.number().int().nullable(),
+    signal: z.string().max(32).nullable(),
+    status: z.enum(['ok', 'failed', 'stopped', 'not-started']),
+    reason: z.string().max(1000).optional(),
+    stderr_tail: z.array(z.string().max(4096)).max(100).optional(),
+  }),
 };
 
 /** One line (without its newline) → a validated client message, or why it is not one. */
@@ -50,7 +63,7 @@ export function parseClientMessage(line: string): ParseResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'not a JSON object' };
   const type = (value as { type?: unknown }).type;
   if (typeof type !== 'string') return { ok: false, reason: 'no "type" field' };
-  const schema = Object.hasOwn(messages, type) ? messages[type as ClientMessage['type']] : undefined;
+  const schema = Object.hasOwn(messages, type) ? messages[type as IncomingMessage['type']] : undefined;
   if (schema === undefined) return { ok: false, reason: `unknown message type ${JSON.stringify(type.slice(0, 40))}` };
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
@@ -61,7 +74,7 @@ export function parseClientMessage(line: string): ParseResult {
   return { ok: true, message: parsed.data };
 }
 
-export function encodeMessage(message: ServerMessage | ClientMessage): string {
+export function encodeMessage(message: ServerMessage | IncomingMessage): string {
   return JSON.stringify(message) + '\n';
 }
 

@@ -1,6 +1,8 @@
 // Process-table checks for the launch tests: whether a pid is still a live process (a zombie waiting
 // for its parent to reap it counts as gone: it runs nothing and holds nothing).
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 export function alive(pid: number): boolean {
   try {
@@ -34,4 +36,28 @@ export async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promis
     await new Promise((r) => setTimeout(r, 25));
   }
   return true;
+}
+
+export interface Launched {
+  pid: number;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+  signal: (sig: NodeJS.Signals) => void;
+}
+
+/** Starts the real executable (bin/moe-run, built) in the background, collecting its output. */
+export function startMoeRun(repoRoot: string, args: string[]): Launched {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'moe-run'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  return {
+    pid: child.pid!,
+    stdout: () => out,
+    stderr: () => err,
+    exit: new Promise((resolve) => child.on('close', (code) => resolve(code))),
+    signal: (sig) => child.kill(sig),
+  };
 }

@@ -157,4 +157,21 @@ describe('RendezvousServer', () => {
     expect(a).toBe(b);
     expect(server.hasConnected(2)).toBe(true);
   });
+
+  it('passes agent messages on from an agent, for its own ranks only, and refuses them from a rank', async () => {
+    const { server, address } = await start({ worldSize: 3 });
+    const got: string[] = [];
+    server.on('agent-message', (peer, msg) => got.push(`${peer.node}:${msg.type}`));
+    const agent = await RendezvousClient.join(address, { token: server.token, role: 'agent', node: 1, ranks: [1, 2], pid: 7, host: 'node1' });
+    clients.push(agent);
+    agent.send({ type: 'rank_started', rank: 2, pid: 99, t_ns: '1' } as never);
+    agent.send({ type: 'status', state: 'done' });
+    await until(() => got.length === 2);
+    expect(got).toEqual(['1:rank_started', '1:status']);
+    const rank0 = await join(server, address, 0);
+    rank0.send({ type: 'rank_ended', rank: 0, t_ns: '1', exit_code: 0, signal: null, status: 'ok' } as never);
+    expect(await rank0.next()).toEqual({ type: 'error', reason: 'only an agent sends rank_ended' });
+    agent.send({ type: 'rank_ended', rank: 0, t_ns: '1', exit_code: 0, signal: null, status: 'ok' } as never);
+    expect(await agent.next()).toEqual({ type: 'error', reason: "rank 0 is not one of this agent's ranks" });
+  });
 });

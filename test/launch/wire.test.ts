@@ -12,6 +12,8 @@ describe('parseClientMessage', () => {
       '{"type":"status","state":"profiling","step":3,"steps":10,"detail":"eval"}',
       '{"type":"status","state":"done"}',
       '{"type":"barrier","name":"start"}',
+      '{"type":"rank_started","rank":2,"pid":7,"t_ns":"5"}',
+      '{"type":"rank_ended","rank":2,"t_ns":"5","exit_code":null,"signal":"SIGKILL","status":"stopped","stderr_tail":["x"]}',
     ];
     for (const line of lines) {
       const r = parseClientMessage(line);

@@ -1,0 +1,369 @@
+// The launch stage (DESIGN.md "The flow"): run directory and manifest → rendezvous → plan → samplers →
+// ranks, supervised as a gang → samplers stopped → manifest completed → the post-run stages. launchRun
+// is that sequence, in that order, in one function; everything it calls does one of the steps.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { RunConfig } from '../config/schema.js';
+import { UserError } from '../errors.js';
+import { defaultRunDir, gatherFacts } from '../plan/facts.js';
+import { planRun, maskEnv, type RunPlan } from '../plan/index.js';
+import { repoRoot } from '../plan/repo.js';
+import { MANIFEST_SCHEMA_VERSION, RunDir, type Manifest, type RankRecord } from '../run-dir.js';
+import { ReferenceClock } from './clock.js';
+import { Progress, describe } from './progress.js';
+import { LauncherLog, RunRecord } from './record.js';
+import { RendezvousServer } from './rendezvous.js';
+import { Supervisor, describeExit, type Failure, type RankExit, type Tee } from './supervisor.js';
+
+/** Samplers running beside the ranks (src/sample): started before the first rank, stopped after the last. */
+export interface Samplers {
+  stop(): Promise<void>;
+}
+
+export interface SamplerContext {
+  runDir: RunDir;
+  config: RunConfig;
+  plan: RunPlan;
+  clock: ReferenceClock;
+  /** rank → pid, filled in as the ranks are spawned */
+  pids: ReadonlyMap<number, number>;
+  /** a line for launcher.log */
+  log: (line: string) => void;
+  /** something a reader of the run should know (a missing nvidia-smi…) → manifest.notes */
+  note: (text: string) => void;
+}
+
+/** A stage after the ranks have ended (merge, analyze, report, pack), reading the run directory only. */
+export interface PostRunStage {
+  name: string;
+  /** also after a failed run (pack: ship the logs); default: only after a run that succeeded */
+  alsoAfterFailure?: boolean;
+  /** skip the stage when false (pack: only with --archive) */
+  when?: (ctx: PostRunContext) => boolean;
+  run(ctx: PostRunContext): Promise<void>;
+}
+
+export interface PostRunContext {
+  runDir: RunDir;
+  config: RunConfig;
+  /** the run's exit status so far (the manifest on disk says the same) */
+  ok: boolean;
+  /** --archive, else output.archive */
+  archive: boolean;
+  /** a launcher message, printed and logged */
+  say: (line: string) => void;
+}
+
+export interface LaunchOptions {
+  config: RunConfig;
+  /** where the config came from (a file path), for the manifest */
+  configSource: string;
+  outDir?: string;
+  tee?: Tee;
+  quiet?: boolean;
+  archive?: boolean;
+  /** moe-run's own command line, for the manifest */
+  argv: string[];
+  /** src/sample's startSamplers, plugged in by the CLI */
+  startSamplers?: (ctx: SamplerContext) => Promise<Samplers>;
+  /** merge, analyze, report, pack: plugged in by the CLI, run in this order */
+  postRun?: PostRunStage[];
+  /** console streams (tests give their own) */
+  stdout?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stderr?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+}
+
+const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+const BARRIER_TIMEOUT_EXIT = 1;
+
+/** Runs one profiled launch on this node; resolves to moe-run's exit code. */
+export async function launchRun(opts: LaunchOptions): Promise<number> {
+  const { config } = opts;
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const clock = new ReferenceClock();
+  const archive = opts.archive ?? config.output.archive;
+
+  // ── 1. the run directory, config.yaml, launcher.log, and a manifest that says "running" ──
+  const runDir = new RunDir(defaultRunDir(config, opts.outDir));
+  if (runDir.isRunDir()) throw new UserError(`${runDir.root} already holds a run (manifest.json): give another --out`);
+  await runDir.create();
+  const log = new LauncherLog(runDir.launcherLog);
+  const progress = new Progress({
+    ranks: [...Array(config.gpus).keys()], mode: Progress.modeFor(stderr, opts.quiet ?? false), err: stderr, out: stdout,
+  });
+  const say = (line: string) => {
+    log.write(line);
+    progress.note(line);
+  };
+  await writeFile(runDir.config, stringify(config));
+  const record = new RunRecord(runDir, newManifest(opts, runDir, clock), clock);
+  record.stageStart('run');
+  record.stageStart('setup');
+  await record.save();
+  say(`moe-run: run directory ${runDir.root}`);
+
+  let server: RendezvousServer | undefined;
+  let supervisor: Supervisor | undefined;
+  const removeSignalHandlers: Array<() => void> = [];
+  try {
+    // ── 2. the rendezvous ──
+    server = new RendezvousServer({
+      worldSize: config.gpus,
+      barrierTimeoutS: config.rendezvous.timeout_s,
+      bind: config.rendezvous.bind ?? '127.0.0.1',
+      port: config.rendezvous.port,
+      clock,
+      log: (line) => log.write(line),
+    });
+    const address = await server.listen();
+    record.manifest.rendezvous = {
+      host: config.rendezvous.host, port: address.port, releases: server.releases, clock_offsets: server.clockOffsets,
+    };
+
+    // ── 3. the plan: which processes, with which argv and environment ──
+    const facts = await gatherFacts(config, {
+      runDir: runDir.root,
+      rendezvous: { host: config.rendezvous.host, port: address.port, token: server.token },
+    });
+    const plan = planRun(config, facts);
+    record.manifest.ranks = plan.ranks.map(rankRecord(facts.hostname));
+    for (const r of plan.ranks) await runDir.createRankDir(r.rank);
+    const versions = probeVersions(facts.python ?? 'python3');
+    say(`moe-run: ${plan.worldSize} rank(s), rendezvous on ${address.host}:${address.port}, torch.distributed on ${plan.masterAddr}:${plan.masterPort}`);
+
+    // ── 4. what the ranks tell the rendezvous → progress, manifest, and failures ──
+    supervisor = new Supervisor({
+      ranks: plan.ranks,
+      graceS: config.launch.grace_s,
+      tee: opts.quiet ? 'none' : opts.tee ?? config.launch.tee,
+      clock,
+      out: (stream, line) => progress.rankOutput(stream, line),
+      log: (line) => log.write(line),
+      connected: (rank) => server!.hasConnected(rank),
+    });
+    watch(server, supervisor, record, progress, say, log);
+    for (const sig of FORWARDED_SIGNALS) {
+      const handler = () => {
+        record.event('signal', { detail: sig });
+        supervisor!.signal(sig);
+      };
+      process.on(sig, handler);
+      removeSignalHandlers.push(() => process.off(sig, handler));
+    }
+
+    // ── 5. samplers up, ranks run until every one has ended, samplers down ──
+    const pids = new Map<number, number>();
+    supervisor.on('spawn', (rank, pid) => pids.set(rank, pid));
+    const samplers = await opts.startSamplers?.({
+      runDir, config, plan, clock, pids, log: (line) => log.write(line), note: (text) => record.note(text),
+    });
+    record.stageEnd('setup');
+    record.stageStart('ranks');
+    const exits = await supervisor.run();
+    record.stageEnd('ranks');
+    if (samplers !== undefined) {
+      record.stageStart('samplers-stop');
+      await samplers.stop();
+      record.stageEnd('samplers-stop');
+    }
+
+    // ── 6. the manifest says how it ended ──
+    progress.stop();
+    finish(record, exits, supervisor.failure);
+    record.manifest.versions = { ...record.manifest.versions, ...(await versions) };
+    record.stageEnd('run');
+    await record.save();
+    // The result is printed even with --quiet.
+    const result = summarize(record.manifest, runDir.root, exits, opts.quiet ? 'none' : opts.tee ?? config.launch.tee);
+    for (const line of result.lines) {
+      log.write(line);
+      (result.stream === 'stdout' ? stdout : stderr).write(line + '\n');
+    }
+
+    // ── 7. post-run stages (merge, analyze, report, pack), on the run directory alone ──
+    let exitCode = record.manifest.exit_code ?? 1;
+    for (const stage of opts.postRun ?? []) {
+      const ctx: PostRunContext = { runDir, config, ok: exitCode === 0, archive, say };
+      if (!(stage.alsoAfterFailure || ctx.ok) || stage.when?.(ctx) === false) continue;
+      record.stageStart(stage.name);
+      await record.save();
+      try {
+        await stage.run(ctx);
+      } catch (err) {
+        // The ranks' work is kept; the stage can be redone offline (moe-run merge/report/pack DIR).
+        if (!(err instanceof UserError)) log.write(err instanceof Error ? err.stack ?? err.message : String(err));
+        say(`moe-run: ${stage.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+        await record.reload();
+        record.note(`${stage.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+        if (exitCode === 0) exitCode = 1;
+        record.manifest.exit_code = exitCode;
+      }
+      await record.reload();
+      record.stageEnd(stage.name);
+      await record.save();
+    }
+    return exitCode;
+  } catch (err) {
+    // A launcher error (a busy port, a bug): the manifest says so, and no rank outlives moe-run.
+    supervisor?.killAll();
+    record.manifest.status = 'failed';
+    record.manifest.exit_code = err instanceof UserError ? err.exitCode : 1;
+    record.manifest.failure = { reason: `moe-run: ${err instanceof Error ? err.message : String(err)}` };
+    record.event('failure', { detail: record.manifest.failure.reason });
+    log.write(err instanceof Error ? err.stack ?? err.message : String(err));
+    await record.save();
+    throw err;
+  } finally {
+    for (const remove of removeSignalHandlers) remove();
+    progress.stop();
+    await server?.close();
+    log.close();
+  }
+}
+
+/** Rendezvous and supervisor events → the progress display, the manifest's events, and failures. */
+function watch(server: RendezvousServer, supervisor: Supervisor, record: RunRecord, progress: Progress, say: (line: string) => void, log: LauncherLog): void {
+  server.on('connect', (peer, tNs) => {
+    for (const rank of peer.ranks) record.event('connect', { t_ns: tNs, rank, node: peer.node, detail: `pid ${peer.pid} on ${peer.host}` });
+  });
+  server.on('status', (rank, status) => {
+    log.write(`rank ${rank} ${describe(status)}`);
+    progress.update(rank, status);
+  });
+  server.on('clock', (peer, offsetNs, rttNs) => log.write(`rendezvous: rank ${peer.ranks.join(',')} clock offset ${offsetNs} ns (round trip ${rttNs} ns)`));
+  server.on('barrier-enter', (name, ranks) => {
+    for (const rank of ranks) progress.update(rank, { state: 'waiting', detail: `barrier ${name}` });
+  });
+  server.on('release', (name, tNs) => {
+    record.event('barrier-release', { t_ns: tNs, detail: name });
+    say(`moe-run: barrier ${name} released`);
+    record.saveSoon((line) => log.write(line));
+  });
+  server.on('barrier-timeout', (name, missing, reason, tNs) => {
+    record.event('barrier-timeout', { t_ns: tNs, detail: reason });
+    supervisor.fail({ kind: 'timeout', reason, exitCode: BARRIER_TIMEOUT_EXIT });
+  });
+  server.on('lost', (peer, tNs) => {
+    // A rank's own exit follows within moments and is what stops the run; this says when it let go.
+    for (const rank of peer.ranks) record.event('note', { t_ns: tNs, rank, detail: 'closed its rendezvous connection before it was done' });
+  });
+  server.on('rejected', (remote, reason) => log.write(`rendezvous: refused ${remote}: ${reason}`));
+  supervisor.on('spawn', (rank, pid, tNs) => {
+    record.event('spawn', { t_ns: tNs, rank, detail: `pid ${pid}` });
+    const r = record.manifest.ranks.find((x) => x.rank === rank);
+    if (r !== undefined) Object.assign(r, { pid, started_ns: tNs, status: 'running' });
+    record.saveSoon((line) => log.write(line));
+  });
+  supervisor.on('exit', (exit) => {
+    record.event('exit', { t_ns: exit.endedNs, rank: exit.rank, detail: describeExit(exit) });
+    progress.update(exit.rank, { state: exit.stopped ? 'stopped' : exit.exitCode === 0 && exit.spawnError === undefined ? 'done' : 'failed', detail: exit.exitCode === 0 ? undefined : describeExit(exit) });
+  });
+  supervisor.on('failure', (failure) => {
+    // Ranks blocked at a barrier hear it from the rendezvous as well as by signal.
+    server.abort(failure.reason);
+    record.event('failure', { rank: failure.rank, node: failure.node, detail: failure.reason });
+    say(`moe-run: stopping the run: ${failure.reason}`);
+    record.saveSoon((line) => log.write(line));
+  });
+}
+
+function newManifest(opts: LaunchOptions, runDir: RunDir, clock: ReferenceClock): Manifest {
+  const { config } = opts;
+  return {
+    schema: MANIFEST_SCHEMA_VERSION,
+    name: config.name,
+    run_id: runDir.root.split('/').pop()!,
+    created: new Date(Number(clock.nowNs() / 1_000_000n)).toISOString(),
+    moe_run_version: packageVersion(),
+    command: opts.argv,
+    config_source: opts.configSource,
+    config,
+    nnodes: 1,
+    world_size: config.gpus,
+    ranks: [],
+    versions: { node: process.version },
+    timings: {},
+    status: 'running',
+    notes: [],
+    events: [],
+  };
+}
+
+function rankRecord(host: string) {
+  return (r: RunPlan['ranks'][number]): RankRecord => ({
+    rank: r.rank, local_rank: r.localRank, node_rank: r.nodeRank, host, device: r.device,
+    argv: r.argv, env: maskEnv(r.env), cwd: r.cwd, status: 'not-started',
+  });
+}
+
+/** Each rank's end, the run's status and exit code, and the root cause of a failure. */
+function finish(record: RunRecord, exits: RankExit[], failure: Failure | undefined): void {
+  const m = record.manifest;
+  for (const exit of exits) {
+    const r = m.ranks.find((x) => x.rank === exit.rank);
+    if (r === undefined) continue;
+    r.pid = exit.pid;
+    r.started_ns = exit.startedNs;
+    r.ended_ns = exit.endedNs;
+    r.exit_code = exit.exitCode;
+    r.signal = exit.signal;
+    r.status = exit.spawnError !== undefined ? 'not-started'
+      : exit.exitCode === 0 ? 'ok' : exit.stopped ? 'stopped' : 'failed';
+    r.reason = exit.exitCode === 0 ? undefined : describeExit(exit);
+  }
+  if (failure === undefined) {
+    m.status = 'ok';
+    m.exit_code = 0;
+    return;
+  }
+  m.status = failure.kind === 'signal' ? 'interrupted' : 'failed';
+  m.exit_code = failure.exitCode;
+  m.failure = {
+    rank: failure.rank, node: failure.node, exit_code: failure.rankExitCode, signal: failure.signal,
+    pid: failure.pid, reason: failure.reason, stderr_tail: failure.stderrTail,
+  };
+}
+
+/** The result: one line on success; on failure the root cause with its stderr, and the others' tails. */
+function summarize(m: Manifest, root: string, exits: RankExit[], tee: Tee): { stream: 'stdout' | 'stderr'; lines: string[] } {
+  if (m.status === 'ok') {
+    const t = m.timings.ranks;
+    const seconds = t?.end_ns === undefined ? '?' : (Number(BigInt(t.end_ns) - BigInt(t.start_ns)) / 1e9).toFixed(1);
+    return { stream: 'stdout', lines: [`moe-run: ok: ${m.world_size} rank(s) exited 0 in ${seconds} s; run directory ${root}`] };
+  }
+  const f = m.failure!;
+  const lines = [`moe-run: run ${m.status}: ${f.reason}`];
+  if (f.rank !== undefined) {
+    lines.push(`  root cause: rank ${f.rank}${f.pid !== undefined ? ` (pid ${f.pid})` : ''}, ` +
+      (f.signal ? `signal ${f.signal}` : `exit code ${f.exit_code}`));
+    if (f.stderr_tail?.length) lines.push('  last lines of its stderr:', ...f.stderr_tail.map((l) => `    | ${l}`));
+  }
+  // Every other rank's last words, unless they were on the console already.
+  for (const exit of exits) {
+    if (exit.rank === f.rank) continue;
+    const teed = tee === 'all' || (tee === '0' && exit.rank === 0);
+    const tail = teed ? [] : exit.stderrTail.slice(-5);
+    lines.push(`  rank ${exit.rank} ${describeExit(exit)}${tail.length > 0 ? '; its stderr ends:' : ''}`, ...tail.map((l) => `    | ${l}`));
+  }
+  lines.push(`  run directory: ${root} (manifest.json, launcher.log, rank-*/stderr.log)`);
+  return { stream: 'stderr', lines };
+}
+
+/** python and torch versions of the ranks' interpreter, from one short run of it (in parallel with the launch). */
+function probeVersions(python: string): Promise<Record<string, string>> {
+  const code = 'import sys\nprint(sys.version.split()[0], flush=True)\nimport torch\nprint(torch.__version__)';
+  return new Promise((resolve) => {
+    execFile(python, ['-c', code], { timeout: 60_000 }, (_err, out) => {
+      const [py, torch] = String(out).trim().split('\n');
+      resolve({ ...(py ? { python: py } : {}), ...(torch ? { torch } : {}) });
+    });
+  });
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
