@@ -1,7 +1,7 @@
 """The torch profiler around the region: start, the moe_run/start marker, steps, stop and export.
 
 The merge maps trace time to wall time through one point known in both: the ``moe_run/start``
-range, recorded as the start barrier releases (region.py). Its ``ts`` is read back from the exported trace; its wall time is taken here, as the middle
+range, recorded just after the start barrier releases (region.py). Its ``ts`` is read back from the exported trace; its wall time is taken here, as the middle
 of the readings just before and just after the range is opened (the range's own timestamp lies
 between them; the two are microseconds apart).
 
@@ -82,10 +82,13 @@ class ProfilerSession:
         self._discard = True
         self.prof.stop()
 
+    def recording(self) -> bool:
+        return self.prof.current_action in RECORDING
+
     def mark_if_recording(self) -> None:
         """Record the marker now, unless it is recorded already or the schedule is not recording yet
         (then the first recorded step places it)."""
-        if self.marker_local_ns is not None or self.prof.current_action not in RECORDING:
+        if self.marker_local_ns is not None or not self.recording():
             return
         before = wall_ns()
         marker = record_function(MARKER)

@@ -1,21 +1,31 @@
 """One rank's run around its workload: the profiled region, its steps, and rank.json.
 
 Region entry: status "waiting" -> profiler on -> barrier "start" (every rank released together; the
-release's local and reference times are anchors) -> the moe_run/start marker, at once, so that the
-markers of all ranks lie within the release's spread -> status "profiling". Region exit: profiler off
+release's local and reference times are anchors) -> the moe_run/start marker, on every rank at the
+same reference time (release + MARKER_DELAY_NS) -> status "profiling". Region exit: profiler off
 -> export (status "exporting") -> rank.json -> barrier "end". With ``profile.enabled: false`` the same
 path runs without the profiler, so that the two runs compare (profiler dilation).
 A region entered again (fairseq evaluating a second subset) runs plainly: one profile per rank.
 """
+import contextlib
 import os
 import socket
+import time
 from typing import List, Optional
 
 import torch
+from torch.autograd.profiler import record_function
 
 from moe_run.clock import seconds_between, wall_ns
 from moe_run.profiling import ProfilerSession, trace_format
 from moe_run.rankfiles import write_json
+
+# The marker is recorded this long after the start release, on the reference clock: longer than the
+# release takes to reach every rank, short next to any region worth profiling.
+MARKER_DELAY_NS = 50_000_000
+# sleep until this long before, then spin: a sleeping thread wakes up late, by ms on a busy machine
+SPIN_NS = 10_000_000
+BARRIER_RANGE = "moe_run/barrier_start"
 
 
 class RankRun:
@@ -56,8 +66,13 @@ class RankRun:
             self.session.start()
             self.anchors["profiler_start_local_ns"] = str(self.session.profiler_start_local_ns)
         barrier_ns = wall_ns()
-        release_local, release_ref = self.rdzv.barrier("start")
+        # The wait shows in the trace as its own range; opening it also warms up record_function,
+        # whose first call is slow (ms), before the marker needs it to be quick.
+        with record_function(BARRIER_RANGE) if self.session is not None else contextlib.nullcontext():
+            release_local, release_ref = self.rdzv.barrier("start")
         if self.session is not None:
+            if release_ref is not None and self.session.recording():
+                self._wait_for_reference(int(release_ref) + MARKER_DELAY_NS)
             self.session.mark_if_recording()
         self.anchors["barrier_release_local_ns"] = str(release_local)
         if release_ref is not None:
@@ -66,6 +81,23 @@ class RankRun:
         self._region_start_ns = wall_ns()
         self.rdzv.status("profiling", step=0, steps=self.steps_hint,
                          detail=None if self.profiling else "profiler off")
+
+    def _wait_for_reference(self, target_ref_ns: int) -> None:
+        """Wait until the reference clock reads ``target_ref_ns`` (through this rank's offset).
+
+        Every rank records its marker at the same reference time, so that the markers line up to the
+        clock sync's error (tens of µs) rather than to how late each rank heard of the release (ms on
+        a busy machine)."""
+        deadline = target_ref_ns - self.clock_offset_ns
+        remaining = deadline - wall_ns()
+        if remaining <= 0:
+            self.notes.append(f"the start release arrived {-remaining / 1e6:.1f} ms after the marker's "
+                              "time: this rank's marker is late by that much")
+            return
+        if remaining > SPIN_NS:
+            time.sleep((remaining - SPIN_NS) / 1e9)
+        while wall_ns() < deadline:
+            pass
 
     def step_done(self) -> None:
         self.steps += 1
