@@ -180,19 +180,6 @@ export class RankRemap {
    * indexes that the trace did not have (marked cat "moe-run").
    */
   finish(w: TimelineWriter): void {
-    // labels first: they say which source pid is a GPU
-    for (const h of this.held) {
-      const o = h.obj;
-      if (o.name === 'process_labels') {
-        const labels = String((o.args as { labels?: unknown } | undefined)?.labels ?? '');
-        const m = /\bGPU (\d+)/.exec(labels);
-        const p = this.proc(JSON.stringify(o.pid));
-        if (m) {
-          p.kind = 'gpu';
-          p.device = Number(m[1]);
-        } else if (/\bCPU\b/.test(labels)) p.kind = 'cpu';
-      }
-    }
     for (const h of this.held) {
       const o = h.obj;
       const p = this.proc(JSON.stringify(o.pid));
@@ -242,6 +229,16 @@ export class RankRemap {
     const obj = JSON.parse(v.text()) as Record<string, unknown>;
     delete obj.ts; // written back exactly by writeWithTs
     this.held.push({ obj, ts });
+    if (obj.name === 'process_labels') {
+      // Kineto labels its processes "CPU" and "GPU d": which source pid is which device
+      const labels = String((obj.args as { labels?: unknown } | undefined)?.labels ?? '');
+      const m = /\bGPU (\d+)/.exec(labels);
+      const p = this.proc(JSON.stringify(obj.pid));
+      if (m) {
+        p.kind = 'gpu';
+        p.device = Number(m[1]);
+      } else if (/\bCPU\b/.test(labels)) p.kind = 'cpu';
+    }
   }
 
   /** Process of the pid span [s, e); consecutive events usually share it, so the last one is cached. */
