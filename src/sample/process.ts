@@ -6,7 +6,7 @@
 // - The tree is walked through /proc/<pid>/task/<tid>/children (only the tree's own entries, not every
 //   process of the host), and only about once a second: a torch process has one task per core, so
 //   walking it at every 100 ms tick would cost more than the sampling itself. A process born between
-//   two walks is counted from the next walk on.
+//   two walks is counted from the next walk on; one that ended is left out at once (pidusage skips it).
 // - CPU % and RSS come from pidusage, which keeps, per pid, the last reading (for the CPU delta) and an
 //   open descriptor on /proc/<pid>/stat. It closes them only when an entry expires (maxage without
 //   being read); pidusage.clear() forgets entries without closing their descriptors, so it is not used.
@@ -16,8 +16,6 @@ import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import pidusage from 'pidusage';
 
-/** The tree is walked again after this long (and whenever a rank's pid changes). */
-const WALK_EVERY_MS = 1000;
 
 /** Kernels built without CONFIG_PROC_CHILDREN have no children files: then /proc is scanned for ppids. */
 const HAS_CHILDREN_FILES = existsSync(`/proc/self/task/${process.pid}/children`);
@@ -73,6 +71,8 @@ export interface ProcessSamplerOptions {
   /** the reference clock, epoch ns */
   now: () => bigint;
   log: (line: string) => void;
+  /** how often each tree is walked again (and whenever a rank's pid changes); default 1000 ms */
+  walkEveryMs?: number;
 }
 
 /** Samples every rank's tree each interval until stop(). */
@@ -121,7 +121,7 @@ export class ProcessSampler {
     for (const rank of this.trees.keys()) if (!ranks.has(rank)) this.trees.delete(rank);
     await Promise.all([...ranks].map(async ([rank, root]) => {
       const known = this.trees.get(rank);
-      if (known && known.root === root && nowMs - known.walkedMs < WALK_EVERY_MS) return;
+      if (known && known.root === root && nowMs - known.walkedMs < (this.opts.walkEveryMs ?? 1000)) return;
       this.trees.set(rank, { root, pids: await processTree(root), walkedMs: nowMs });
     }));
     const all = [...new Set([...this.trees.values()].flatMap((t) => t.pids))];
