@@ -18,10 +18,15 @@ function dominantCollective(s: Body): string | null {
   const of = first.share_of === 'gpu-activity' ? 'of GPU time' : 'of the region\'s wall time';
   if (top.every((c) => c && c.kind === first.kind && c.side === first.side)) {
     const shares = top.map((c) => c!.share_pct);
-    const where = traced.length === 1 ? `on rank ${traced[0].rank}` : 'on every rank';
-    const each = traced.length > 1 ? ` (${traced.map((r, i) => `rank ${r.rank} ${percent(shares[i])}`).join(', ')})` : '';
-    const calls = top.reduce((n, c) => n + c!.count, 0);
-    return `${first.label} takes ${percentRange(Math.min(...shares), Math.max(...shares))} ${of} ${where}${each}, ${plural(calls, 'call')} in all.`;
+    const calls = plural(top.reduce((n, c) => n + c!.count, 0), 'call');
+    const each = traced.map((r, i) => `rank ${r.rank} ${percent(shares[i])}`).join(', ');
+    if (traced.length === 1) return `${first.label} takes ${percent(shares[0])} ${of} on rank ${traced[0].rank}, ${calls}.`;
+    const lo = Math.min(...shares);
+    const hi = Math.max(...shares);
+    // within 10 points the ranks tell one story; further apart, which rank spends more is the news
+    return hi - lo <= 10
+      ? `${first.label} takes ${percentRange(lo, hi)} ${of} on every rank (${each}), ${calls} in all.`
+      : `${first.label} is the heaviest collective on every rank, but its share ${of} differs: ${each} (${calls} in all).`;
   }
   return `The heaviest collective differs by rank: ${traced
     .map((r, i) => (top[i] ? `rank ${r.rank}: ${top[i]!.label} ${percent(top[i]!.share_pct)}` : `rank ${r.rank}: none`))
