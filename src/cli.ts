@@ -11,6 +11,7 @@ import { nodePlacement } from './launch/slurm.js';
 import type { Tee } from './launch/supervisor.js';
 import { packRunDir } from './pack.js';
 import { REPORT_FORMATS, reportCommand, type ReportFormat } from './report/sweep.js';
+import { mergeCommand, mergeStage } from './trace/index.js';
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -53,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
         exitCode = await launchRun({
           config, configSource: args.config ?? '(--set only)', outDir: args.out, tee: args.tee as Tee | undefined,
           quiet: args.quiet, archive: args.archive, argv: ['moe-run', ...argv],
+          postRun: [mergeStage],
         });
       },
     )
@@ -74,11 +76,16 @@ async function main(argv: string[]): Promise<number> {
         exitCode = result.exitCode;
       },
     )
-    .command('merge <dir>', 'rebuild timeline.json.gz of a run directory', {}, () => {
-      // ── trace stage: src/trace ──
-      process.stderr.write('moe-run: merge not wired yet\n');
-      exitCode = 1;
-    })
+    .command(
+      'merge <inputs..>',
+      'rebuild RUN_DIR/timeline.json.gz, or merge per-rank traces: merge -o OUT.json.gz TRACE…',
+      (y) => y
+        .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'a run directory, or trace files with -o' })
+        .option('out', { alias: 'o', type: 'string', describe: 'merge these trace files into OUT (.json.gz or .json)' }),
+      async (args) => {
+        process.stdout.write(await mergeCommand(args.inputs, { out: args.out }));
+      },
+    )
     .command(
       'report <dirs..>',
       'analyze run directories and write report.md/report.html (several: a sweep table)',
