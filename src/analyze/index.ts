@@ -60,6 +60,7 @@ interface RankPass {
 
 async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undefined, labels: string[], notes: string[]): Promise<RankPass> {
   const info = await readJson<RankInfo>(run.rankJson(rank), `rank ${rank}: rank.json`, notes);
+  notes.push(...(info?.notes ?? []).map((n) => `rank ${rank}: ${n}`));
   const trace = await run.traceFile(rank);
   let metrics: RankMetricsResult = new RankMetrics(labels).finish();
   let calls: AlignedCalls[] = [];
