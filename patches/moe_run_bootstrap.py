@@ -96,6 +96,31 @@ def forward_hook(label: str, moe_suffix: bool):
     return patch
 
 
+def connect(run, settings) -> None:
+    """Join the rendezvous: hello with the token, status "starting", clock sync."""
+    from moe_run.rendezvous import RendezvousClient
+
+    connect_ns = wall_ns()
+    rdzv = RendezvousClient(settings.rdzv, settings.token, on_lost)
+    rdzv.hello(settings.rank, os.getpid(), socket.gethostname())
+    run.rdzv = rdzv
+    rdzv.status("starting")
+    run.clock_offset_ns, run.clock_rtt_ns = rdzv.sync_clock()
+    run.stages["connect"] = seconds_between(connect_ns, wall_ns())
+
+
+def register_patches(run, settings, patcher) -> None:
+    profile = settings.profile
+    if profile.get("enabled", True):  # hooks only matter to the profiler; off, the workload runs as is
+        for hook in settings.hooks:
+            patcher.add(hook.target + ".forward", forward_hook(hook.label, hook.moe_suffix))
+    if profile.get("region"):
+        patcher.add(profile["region"], run.wrap_region)
+    if profile.get("step"):
+        patcher.add(profile["step"], run.wrap_step)
+    patcher.install()
+
+
 def main() -> int:
     kind, target, args = parse_cli(sys.argv[1:])
     settings = read_settings()
@@ -109,59 +134,45 @@ def main() -> int:
     from moe_run.patching import Patcher
     from moe_run.rankfiles import write_error
     from moe_run.region import RankRun
-    from moe_run.rendezvous import NoRendezvous, RendezvousClient
+    from moe_run.rendezvous import NoRendezvous
 
-    rdzv = NoRendezvous()
-    run = RankRun(settings, rdzv, summary, STARTED_NS, steps_hint(args))
-    if settings.rdzv:
-        connect_ns = wall_ns()
-        rdzv = RendezvousClient(settings.rdzv, settings.token, on_lost)
-        rdzv.hello(settings.rank, os.getpid(), socket.gethostname())
-        rdzv.status("starting")
-        run.clock_offset_ns, run.clock_rtt_ns = rdzv.sync_clock()
-        run.rdzv = rdzv
-        run.stages["connect"] = seconds_between(connect_ns, wall_ns())
-
-    profile = settings.profile
+    run = RankRun(settings, NoRendezvous(), summary, STARTED_NS, steps_hint(args))
     patcher = Patcher()
-    if profile.get("enabled", True):
-        for hook in settings.hooks:
-            patcher.add(hook.target + ".forward", forward_hook(hook.label, hook.moe_suffix))
-    if profile.get("region"):
-        patcher.add(profile["region"], run.wrap_region)
-    if profile.get("step"):
-        patcher.add(profile["step"], run.wrap_step)
-    patcher.install()
+    region = settings.profile.get("region")
 
     def workload():
         run_entry(kind, target, args, patcher)
-    # without a region, the whole workload is the region
-    call = workload if profile.get("region") else run.wrap_region(workload)
 
-    rdzv.status("loading")
-    run.bootstrap_end_ns = wall_ns()
-    run.stages["bootstrap"] = seconds_between(STARTED_NS, run.bootstrap_end_ns)
     status, failure = 0, None
     try:
-        call()
+        if settings.rdzv:
+            connect(run, settings)
+        register_patches(run, settings, patcher)
+        run.rdzv.status("loading")
+        run.bootstrap_end_ns = wall_ns()
+        run.stages["bootstrap"] = seconds_between(STARTED_NS, run.bootstrap_end_ns)
+        # without a region, the whole workload is the region
+        (workload if region else run.wrap_region(workload))()
     except SystemExit as e:
         status = exit_status(e)
         failure = e if status != 0 else None
+    except KeyboardInterrupt as e:  # SIGINT, forwarded by moe-run
+        status, failure = 130, e
     except BaseException as e:  # noqa: BLE001 - every failure is reported, then the exit status says it
         traceback.print_exc()
         status, failure = 1, e
 
-    if profile.get("region") and not run.region_done and failure is None:
-        run.notes.append(f"the region {profile['region']} was never entered")
+    if region and not run.region_done and failure is None:
+        run.notes.append(f"the region {region} was never entered")
     for missing in patcher.unapplied():
         run.notes.append(f"not patched (its module was never imported): {missing}")
     run.write_rank_json()
     if failure is not None:
         write_error(settings.rank_dir, failure, wall_ns())
-        rdzv.status("failed", detail=f"{type(failure).__name__}: {failure}")
+        run.rdzv.status("failed", detail=f"{type(failure).__name__}: {failure}")
     else:
-        rdzv.status("done")
-    rdzv.close()
+        run.rdzv.status("done")
+    run.rdzv.close()
     sys.stdout.flush()
     sys.stderr.flush()
     return status

@@ -114,6 +114,7 @@ class RankRun:
             self.stages["export"] = round(self.session.export_seconds, 6)
         self.write_rank_json()
         self.rdzv.barrier("end")
+        self.rdzv.finished()
 
     def fail_region(self) -> None:
         """The region raised: stop the profiler without exporting (the run is failing; the others

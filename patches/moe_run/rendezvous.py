@@ -78,6 +78,7 @@ class RendezvousClient:
 
     def status(self, state: str, step: Optional[int] = None, steps: Optional[int] = None,
                detail: Optional[str] = None) -> None:
+        """Best effort: a broken connection is the reader thread's to report (on_lost)."""
         msg = {"type": "status", "state": state}
         if step is not None:
             msg["step"] = step
@@ -85,7 +86,10 @@ class RendezvousClient:
             msg["steps"] = steps
         if detail:
             msg["detail"] = detail[:1000]
-        self._send(msg)
+        try:
+            self._send(msg)
+        except OSError:
+            pass
 
     def barrier(self, name: str) -> Tuple[int, Optional[str]]:
         """Enter barrier ``name`` and wait (no timeout here: the server's timeout aborts the run).
@@ -94,6 +98,11 @@ class RendezvousClient:
         with self._cond:
             self._cond.wait_for(lambda: name in self._releases)
             return self._releases[name]
+
+    def finished(self) -> None:
+        """The rank is past its end barrier: the launcher may close the connection now without that
+        stopping the rank."""
+        self._closing = True
 
     def close(self) -> None:
         self._closing = True
@@ -143,6 +152,9 @@ class NoRendezvous:
     """Standalone run (no MOE_RUN_RDZV): no barrier to wait at, the local clock is the reference."""
 
     def status(self, *args, **kwargs) -> None:
+        pass
+
+    def finished(self) -> None:
         pass
 
     def barrier(self, name: str) -> Tuple[int, Optional[str]]:

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RendezvousServer } from '../../src/launch/rendezvous.js';
 import type { RankState } from '../../src/launch/protocol.js';
 import { RunDir, type RankInfo } from '../../src/run-dir.js';
-import { runRanks, tempDir } from './helpers.js';
+import { freePort, runRanks, tempDir } from './helpers.js';
 
 const SKEW_NS = 5_000_000_000n; // rank 1's clock runs 5 s ahead
 // generous: the two ranks share one clock, so the only error is the ping-pong's on a busy machine
@@ -65,6 +65,16 @@ describe('bootstrap with the rendezvous', () => {
     // close is for the benchmark on an idle machine; here two busy cores delay wake-ups by ms)
     const markers = infos.map((i) => BigInt(i.anchors.start_marker_local_ns!) + BigInt(i.clock_offset_ns));
     expect(abs(markers[0] - markers[1])).toBeLessThan(1_000_000_000n);
+  });
+
+  it('a rank that cannot reach the rendezvous fails before running the workload, with error.json', async () => {
+    const port = await freePort(); // nothing listens there
+    const dir = tempDir('rdzv-refused');
+    const [r] = await runRanks(1, { bootstrap: { runDir: dir, env: { MOE_RUN_RDZV: `127.0.0.1:${port}`, MOE_RUN_TOKEN: 'x' } } });
+    expect(r.exitCode).toBe(1);
+    const error = JSON.parse(readFileSync(new RunDir(dir).errorJson(0), 'utf8')) as Record<string, string>;
+    expect(error.type).toBe('ConnectionRefusedError');
+    expect(r.all).not.toContain('Evaluated');
   });
 
   it('a rank waiting at the barrier exits promptly when the launcher aborts', async () => {
