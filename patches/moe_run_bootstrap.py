@@ -136,7 +136,7 @@ def main() -> int:
     from moe_run.region import RankRun
     from moe_run.rendezvous import NoRendezvous
 
-    run = RankRun(settings, NoRendezvous(), summary, STARTED_NS, steps_hint(args))
+    run = RankRun(settings, NoRendezvous(), summary, steps_hint(args))
     patcher = Patcher()
     region = settings.profile.get("region")
 

@@ -47,11 +47,15 @@ class Patcher:
         """Apply the patches registered for ``module_name`` to ``namespace`` (that module, or the
         ``__main__`` module a ``-m`` run executes its code in)."""
         for target, attrs, patch in self._pending.pop(module_name, []):
-            owner = namespace
-            for name in attrs[:-1]:
-                owner = getattr(owner, name)
-            # the raw attribute, so that staticmethod/classmethod wrappers are kept as they are
-            raw = owner.__dict__[attrs[-1]] if attrs[-1] in vars(owner) else getattr(owner, attrs[-1])
+            try:
+                owner = namespace
+                for name in attrs[:-1]:
+                    owner = getattr(owner, name)
+                # the raw attribute, so that staticmethod/classmethod wrappers are kept as they are
+                raw = vars(owner)[attrs[-1]] if attrs[-1] in vars(owner) else getattr(owner, attrs[-1])
+            except (AttributeError, TypeError):
+                raise AttributeError(f"moe-run profile target {target}: {module_name} has no "
+                                     f"{'.'.join(attrs)}; check profile.hooks/region/step") from None
             if isinstance(raw, (staticmethod, classmethod)):
                 replacement = type(raw)(_wrapped(patch, raw.__func__))
             else:

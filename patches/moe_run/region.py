@@ -29,11 +29,10 @@ BARRIER_RANGE = "moe_run/barrier_start"
 
 
 class RankRun:
-    def __init__(self, settings, rdzv, summary, started_ns: int, steps_hint: Optional[int]):
+    def __init__(self, settings, rdzv, summary, steps_hint: Optional[int]):
         self.settings = settings
         self.rdzv = rdzv
         self.summary = summary
-        self.started_ns = started_ns
         self.steps_hint = steps_hint
         self.clock_offset_ns = 0
         self.clock_rtt_ns = 0
@@ -59,8 +58,8 @@ class RankRun:
             self.stages["load"] = seconds_between(self.bootstrap_end_ns, entry_ns)
         self.rdzv.status("waiting", detail="barrier start")
         if self.profiling:
-            # Started before the barrier, so that the marker can be recorded the moment the barrier
-            # releases: starting a profiler takes milliseconds, and differently long on each rank.
+            # Started before the barrier: starting a profiler takes milliseconds, differently long on
+            # each rank, and the marker after the release must not wait for it.
             self.session = ProfilerSession(self.settings.profile, self.settings.rank, self.settings.rank_dir,
                                            on_export_start=lambda: self.rdzv.status("exporting"))
             self.session.start()

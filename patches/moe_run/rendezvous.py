@@ -2,8 +2,9 @@
 
 One TCP connection, newline-delimited JSON. A reader thread takes every server line as it arrives
 and notes the local wall clock at that moment (the pong's t3 and the barrier release time come from
-there, not from whenever the main thread gets round to looking). ``abort``, ``error`` and a closed
-connection call ``on_lost``: the launcher is stopping the run or is gone, so the rank must not go on.
+there, not from whenever the main thread gets round to looking). Once welcomed, ``abort``, ``error``
+and a closed connection call ``on_lost``: the launcher is stopping the run or is gone, so the rank
+must not go on. Before the welcome (wrong token, say) ``hello`` raises instead.
 """
 import json
 import queue
@@ -36,6 +37,7 @@ class RendezvousClient:
         self._send_lock = threading.Lock()
         self._cond = threading.Condition()
         self._welcome: Optional[dict] = None
+        self._lost: Optional[str] = None
         self._releases = {}  # barrier name -> (local ns at receipt, reference t_ns)
         self._pongs: "queue.Queue[Tuple[dict, int]]" = queue.Queue()
         self._closing = False
@@ -54,8 +56,11 @@ class RendezvousClient:
     def hello(self, rank: int, pid: int, host: str) -> dict:
         self._send({"type": "hello", "token": self._token, "role": "rank", "rank": rank, "pid": pid, "host": host})
         with self._cond:
-            if not self._cond.wait_for(lambda: self._welcome is not None, timeout=REPLY_TIMEOUT_S):
+            if not self._cond.wait_for(lambda: self._welcome is not None or self._lost is not None,
+                                       timeout=REPLY_TIMEOUT_S):
                 raise RendezvousError("no welcome from the rendezvous")
+            if self._welcome is None:
+                raise RendezvousError(self._lost)
             return self._welcome
 
     def sync_clock(self, samples: int = CLOCK_SAMPLES) -> Tuple[int, int]:
@@ -144,7 +149,12 @@ class RendezvousClient:
                     break
         except (OSError, ValueError) as e:
             reason = f"rendezvous connection failed: {e}"
-        if not self._closing:
+        with self._cond:
+            self._lost = reason
+            welcomed = self._welcome is not None
+            self._cond.notify_all()
+        # before the welcome, hello() reports it as this rank's failure; after, the rank must stop
+        if welcomed and not self._closing:
             self._on_lost(reason)
 
 

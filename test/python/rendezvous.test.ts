@@ -77,6 +77,16 @@ describe('bootstrap with the rendezvous', () => {
     expect(r.all).not.toContain('Evaluated');
   });
 
+  it('a rank with the wrong token is refused and says so in error.json', async () => {
+    const env = await startServer(1);
+    const dir = tempDir('rdzv-token');
+    const [r] = await runRanks(1, { bootstrap: { runDir: dir, env: { ...env, MOE_RUN_TOKEN: 'not-the-token' } } });
+    expect(r.exitCode).toBe(1);
+    const error = JSON.parse(readFileSync(new RunDir(dir).errorJson(0), 'utf8')) as Record<string, string>;
+    expect(error).toMatchObject({ type: 'RendezvousError', message: 'rejected by the rendezvous: wrong join token' });
+    expect(server!.hasConnected(0)).toBe(false);
+  });
+
   it('a rank waiting at the barrier exits promptly when the launcher aborts', async () => {
     // the rendezvous expects 2 ranks, only rank 0 comes (alone in torch.distributed)
     const env = await startServer(2);
