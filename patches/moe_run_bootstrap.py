@@ -56,10 +56,13 @@ def parse_cli(argv):
 def steps_hint(args):
     """How many steps to announce in the progress display: eval_lm's --max-valid-steps if given."""
     for i, arg in enumerate(args):
-        value = args[i + 1] if arg == "--max-valid-steps" and i + 1 < len(args) else \
-            arg.partition("=")[2] if arg.startswith("--max-valid-steps=") else None
-        if value and value.isdigit():
-            return int(value)
+        if arg == "--max-valid-steps" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--max-valid-steps="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        return int(value) if value.isdigit() else None
     return None
 
 
@@ -82,20 +85,6 @@ def on_lost(reason: str) -> None:
         os._exit(ABORTED_EXIT_CODE)
 
 
-def forward_hook(label: str, moe_suffix: bool):
-    from torch.autograd.profiler import record_function
-
-    def patch(forward):
-        def wrapped(self, *args, **kwargs):
-            name = label
-            if moe_suffix:
-                name += " with MoE" if getattr(self, "is_moe_layer", False) else " without MoE"
-            with record_function(name):
-                return forward(self, *args, **kwargs)
-        return wrapped
-    return patch
-
-
 def connect(run, settings) -> None:
     """Join the rendezvous: hello with the token, status "starting", clock sync."""
     from moe_run.rendezvous import RendezvousClient
@@ -110,10 +99,12 @@ def connect(run, settings) -> None:
 
 
 def register_patches(run, settings, patcher) -> None:
+    from moe_run.profiling import labelled_forward
+
     profile = settings.profile
     if profile.get("enabled", True):  # hooks only matter to the profiler; off, the workload runs as is
         for hook in settings.hooks:
-            patcher.add(hook.target + ".forward", forward_hook(hook.label, hook.moe_suffix))
+            patcher.add(hook.target + ".forward", labelled_forward(hook.label, hook.moe_suffix))
     if profile.get("region"):
         patcher.add(profile["region"], run.wrap_region)
     if profile.get("step"):

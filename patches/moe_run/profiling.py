@@ -28,6 +28,20 @@ def trace_format() -> str:
     return "kineto" if torch.autograd.kineto_available() else "legacy"
 
 
+def labelled_forward(label: str, moe_suffix: bool):
+    """A patch for a module class's ``forward``: each call becomes a trace range named ``label``,
+    followed by " with MoE" / " without MoE" (by the instance's ``is_moe_layer``) when moe_suffix."""
+    def patch(forward):
+        def wrapped(self, *args, **kwargs):
+            name = label
+            if moe_suffix:
+                name += " with MoE" if getattr(self, "is_moe_layer", False) else " without MoE"
+            with record_function(name):
+                return forward(self, *args, **kwargs)
+        return wrapped
+    return patch
+
+
 class ProfilerSession:
     def __init__(self, profile: dict, rank: int, rank_dir: str, on_export_start=None):
         self.profile = profile
