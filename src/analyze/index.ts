@@ -121,7 +121,12 @@ async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undef
 export async function analyzeRunDir(dir: string): Promise<Summary> {
   const run = new RunDir(dir);
   if (!run.isRunDir()) throw new UserError(`${dir} is not a run directory (no manifest.json in it)`);
-  const manifest = await run.readManifest();
+  let manifest: Manifest;
+  try {
+    manifest = await run.readManifest();
+  } catch (e) {
+    throw new UserError(`${run.manifest}: unreadable (${(e as Error).message}); a run directory needs its manifest`);
+  }
   const notes: string[] = [];
   const labels = moduleLabels(manifest);
   const rankIds = [...new Set([...(manifest.ranks ?? []).map((r) => r.rank), ...(await run.ranks())])].sort((a, b) => a - b);

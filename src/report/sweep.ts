@@ -172,11 +172,23 @@ async function summaryOf(dir: string, reanalyze: boolean): Promise<Summary> {
   return s;
 }
 
-/** What `moe-run report DIR…` prints. */
-export async function reportCommand(dirs: string[], opts: ReportOptions = {}): Promise<string> {
+/**
+ * What `moe-run report DIR…` prints. In a sweep, arguments that are not run directories (the
+ * archives `pack` leaves next to them when the shell expands runs/*) are skipped with a warning.
+ */
+export async function reportCommand(dirs: string[], opts: ReportOptions = {}, warn = (line: string) => process.stderr.write(`${line}\n`)): Promise<string> {
   const format = opts.format ?? 'table';
+  let runs = dirs;
+  if (dirs.length > 1) {
+    runs = [];
+    for (const d of dirs) {
+      if (new RunDir(d).isRunDir()) runs.push(d);
+      else warn(`moe-run report: skipping ${d}: not a run directory`);
+    }
+  }
+  if (!runs.length) throw new UserError(`report: none of ${dirs.join(' ')} is a run directory (no manifest.json in them)`);
   const summaries: Summary[] = [];
-  for (const d of dirs) summaries.push(await summaryOf(d, opts.reanalyze === true)); // one at a time: each may stream traces
+  for (const d of runs) summaries.push(await summaryOf(d, opts.reanalyze === true)); // one at a time: each may stream traces
   if (summaries.length === 1 && (format === 'table' || format === 'md' || format === 'json')) {
     const s = summaries[0];
     if (format === 'json') return JSON.stringify(s, null, 2) + '\n';

@@ -66,10 +66,15 @@ describe('moe-run report DIR… (sweep)', () => {
     const failed = await sweepRun('badrun', 0.2, { status: 'failed', failure: { rank: 1, reason: 'rank 1 exited with code 1, out of memory' } });
     const csv = await reportCommand([ok, failed], { format: 'csv' });
     expect(csv).toContain('"failed: rank 1 exited with code 1, out of memory"');
-    const rows = parseCsv(csv.trimEnd());
-    expect(rows[2][rows[0].indexOf('status')]).toBe('failed: rank 1 exited with code 1, out of memory');
+    const parsed = parseCsv(csv.trimEnd());
+    expect(parsed[2][parsed[0].indexOf('status')]).toBe('failed: rank 1 exited with code 1, out of memory');
     await expect(reportCommand([ok, failed], { sort: 'nope' })).rejects.toBeInstanceOf(UserError);
     await expect(reportCommand([join(HTA, 'cpu_only')])).rejects.toThrow(/not a run directory/);
+    // `moe-run report runs/*` also meets the archives pack wrote: skipped, with a warning
+    const warnings: string[] = [];
+    const rows = JSON.parse(await reportCommand([ok, `${ok}.tar.gz`, failed], { format: 'json' }, (w) => warnings.push(w)));
+    expect(rows).toHaveLength(2);
+    expect(warnings).toEqual([`moe-run report: skipping ${ok}.tar.gz: not a run directory`]);
   });
 
   it('one directory prints that run\'s findings and ranks', async () => {
