@@ -204,8 +204,9 @@ export class RendezvousServer extends EventEmitter<RendezvousEvents> {
         if (msg.state === 'done') conn.done = true;
         const { type: _type, ...status } = msg;
         const tNs = this.clock.now();
-        for (const rank of conn.peer.ranks) this.emit('status', rank, status, tNs);
+        // an agent's status is its node's; its ranks report their own
         if (conn.peer.role === 'agent') this.emit('agent-message', conn.peer, msg);
+        else this.emit('status', conn.peer.rank!, status, tNs);
         return;
       }
       case 'barrier':
@@ -226,14 +227,19 @@ export class RendezvousServer extends EventEmitter<RendezvousEvents> {
     const ranks = msg.role === 'rank' ? [msg.rank] : [...new Set(msg.ranks)];
     for (const rank of ranks) {
       if (rank >= this.worldSize) return this.reject(conn, `rank ${rank} is outside the world of ${this.worldSize} rank(s)`);
-      if (this.byRank.has(rank)) return this.reject(conn, `rank ${rank} is already connected`);
+      if (msg.role === 'rank' && this.byRank.has(rank)) return this.reject(conn, `rank ${rank} is already connected`);
+    }
+    if (msg.role === 'agent' && [...this.connections].some((c) => c.peer?.role === 'agent' && c.peer.node === msg.node)) {
+      return this.reject(conn, `node ${msg.node} already has an agent`);
     }
     clearTimeout(conn.helloTimer);
     conn.peer = msg.role === 'rank'
       ? { role: 'rank', ranks, rank: msg.rank, pid: msg.pid, host: msg.host }
       : { role: 'agent', ranks, node: msg.node, pid: msg.pid, host: msg.host };
+    // Multi-node (src/launch/agent.ts): an agent speaks for its node, and its ranks connect here
+    // themselves (barriers, clocks, status), so only a rank's own hello claims the rank's connection.
     for (const rank of ranks) {
-      this.byRank.set(rank, conn);
+      if (msg.role === 'rank') this.byRank.set(rank, conn);
       this.everConnected.add(rank);
     }
     this.log(`rendezvous: ${describe(conn)} joined from ${conn.remote} (pid ${msg.pid} on ${msg.host})`);
