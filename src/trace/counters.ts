@@ -163,7 +163,8 @@ export function writeLauncherEvents(w: TimelineWriter, events: LauncherEvent[], 
   for (const e of events) {
     const ts = timelineTs(e.t_ns, zeroNs);
     if (!ts) continue;
-    const who = e.rank !== undefined ? ` rank ${e.rank}` : e.node !== undefined ? ` node ${e.node}` : '';
+    // "spawn rank 0", "exit rank 1", "barrier-release start" (which barrier is in the detail)
+    const who = e.rank !== undefined ? ` rank ${e.rank}` : e.node !== undefined ? ` node ${e.node}` : e.kind.startsWith('barrier') && e.detail ? ` ${e.detail}` : '';
     const args: Record<string, unknown> = {};
     if (e.rank !== undefined) args.rank = e.rank;
     if (e.node !== undefined) args.node = e.node;

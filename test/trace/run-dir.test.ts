@@ -171,7 +171,7 @@ describe('mergeRunDir', () => {
     expect(instants.map((e) => [e.name, e.s, e.ts])).toEqual([
       ['spawn rank 0', 'p', -5_000_000],
       ['spawn rank 1', 'p', -5_000_000],
-      ['barrier-release', 'g', 0],
+      ['barrier-release start', 'g', 0],
       ['exit rank 1', 'p', 4_000_000.123],
     ]);
     // processes sort: moe-run first, then rank 0's, then rank 1's
