@@ -37,18 +37,23 @@ USAGE = "usage: moe_run_bootstrap.py (--entry MODULE:FUNC | -m MODULE | SCRIPT) 
 ABORTED_EXIT_CODE = 143
 
 
+def usage_error(problem: str = "") -> None:
+    print(f"moe_run_bootstrap.py: {problem}\n{USAGE}" if problem else USAGE, file=sys.stderr)
+    sys.exit(2)
+
+
 def parse_cli(argv):
     """-> (kind, target, args) with kind "entry", "module" or "script"."""
     if argv[:1] == ["--entry"] and len(argv) >= 2:
         kind, target, rest = "entry", argv[1], argv[2:]
         if ":" not in target:
-            raise SystemExit(f"moe_run_bootstrap.py: --entry {target!r}: expected MODULE:FUNC\n{USAGE}")
+            usage_error(f"--entry {target!r}: expected MODULE:FUNC")
     elif argv[:1] == ["-m"] and len(argv) >= 2:
         kind, target, rest = "module", argv[1], argv[2:]
     else:
         rest = argv[1:] if argv[:1] == ["--"] else argv
         if not rest or rest[0].startswith("-"):
-            raise SystemExit(USAGE)
+            usage_error()
         return "script", rest[0], rest[1:]
     return kind, target, rest[1:] if rest[:1] == ["--"] else rest
 

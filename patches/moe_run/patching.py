@@ -29,7 +29,8 @@ class Patcher:
     def add(self, target: str, patch: Patch) -> None:
         module_name, attrs = split_target(target)
         self._pending.setdefault(module_name, []).append((target, attrs, patch))
-        module = sys.modules.get(module_name)
+        # "__main__" means the workload's script, run later (moe_run/entry.py), not the bootstrap
+        module = sys.modules.get(module_name) if module_name != "__main__" else None
         if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
             self.apply_to(module_name, module)
 

@@ -1,11 +1,14 @@
 // The rank bootstrap standalone (no rendezvous): tinymoe under patches/moe_run_bootstrap.py with the
 // profile the plan gives it, 1 and 2 real gloo ranks, and what each leaves in its rank directory.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RankInfo } from '../../src/run-dir.js';
 import { RunDir } from '../../src/run-dir.js';
-import { EVALUATED, LOSS, line, readTrace, runRanks, tempDir, tinymoeProfile, type RankResult, type TraceEvent } from './helpers.js';
+import {
+  EVALUATED, LOSS, PYTHON, bootstrapPath, line, readTrace, runRanks, tempDir, tinymoeProfile, type RankResult, type TraceEvent,
+} from './helpers.js';
 
 const STEPS = 4;
 const MOE_LAYERS = 2; // tinymoe's defaults: 4 layers, an MoE layer every 2
@@ -117,6 +120,30 @@ describe('bootstrap, standalone, other paths', () => {
     expect(info).toMatchObject({ profiled: false, trace_file: null });
     expect(info.stages.region).toBeGreaterThanOrEqual(0);
     expect(readdirSync(join(dir, 'rank-0')).some((f) => f.includes('.pt.trace.'))).toBe(false);
+  });
+
+  it('runs a script as __main__ with its own function as the region, and keeps its exit status', async () => {
+    const dir = tempDir('bootstrap-script');
+    const script = join(dir, 'work.py');
+    writeFileSync(script, [
+      'import sys',
+      'def work(n):',
+      '    print(f"Evaluated {n:,} tokens in 2.0s ({n / 2:.2f} tokens/s)")',
+      'if __name__ == "__main__":',
+      '    work(int(sys.argv[1]))',
+      '    sys.exit(7)',
+      '',
+    ].join('\n'));
+    const r = await execa(PYTHON, [bootstrapPath, '--', script, '1234'], {
+      reject: false, all: true,
+      env: { MOE_RUN_RANK_DIR: join(dir, 'rank-0'), MOE_RUN_PROFILE: JSON.stringify({ enabled: false, region: '__main__:work' }) },
+    });
+    expect(r.exitCode, r.all).toBe(7);
+    const info = rankInfo(dir, 0);
+    expect(info.throughput).toEqual({ tokens: 1234, seconds: 2, tokens_per_s: 617 });
+    expect(info.stages.region).toBeGreaterThanOrEqual(0);
+    expect(info.anchors.barrier_release_local_ns).toMatch(/^\d+$/);
+    expect(JSON.parse(readFileSync(new RunDir(dir).errorJson(0), 'utf8'))).toMatchObject({ type: 'SystemExit', message: '7' });
   });
 
   it("keeps the workload's own exit status (argparse exits 2) and reports it", async () => {
