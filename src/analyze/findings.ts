@@ -51,7 +51,8 @@ function syncs(s: Body): string | null {
   const idle = gpus.reduce((a, g) => a + (100 - g.busy_pct), 0) / gpus.length;
   const launches = gpuRanks.reduce((n, r) => n + r.launches.count, 0);
   const syncText = head ? `${plural(total, 'CPU-GPU sync')} (${head})` : 'No CPU-GPU syncs';
-  return `${syncText} and ${plural(launches, 'kernel launch', 'kernel launches')}: ` +
+  const together = gpuRanks.length > 1 ? ` on ${gpuRanks.length} ranks together` : '';
+  return `${syncText} and ${plural(launches, 'kernel launch', 'kernel launches')}${together}: ` +
     `the GPUs idle ${percent(idle)} of the region on average${gpus.length > 1 ? ` (${gpus.length} GPUs)` : ''}.`;
 }
 
