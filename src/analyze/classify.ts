@@ -143,6 +143,3 @@ export function moduleTag(name: string, labels: readonly string[]): string | nul
   }
   return null;
 }
-
-/** Names that mark the profiled region's start, written by patches/ at the start barrier's release. */
-export const START_MARKER = 'moe_run/start';

@@ -1,8 +1,8 @@
 // One rank's metrics from one pass over its trace events. Events are fed one at a time (from the
 // streaming reader), and only sums, counts, interval unions and the collectives' start times are
 // kept, so memory does not grow with the trace.
+import { START_MARKER } from '../trace/align.js';
 import {
-  START_MARKER,
   cpuCollective,
   gpuActivity,
   isCpuOp,
