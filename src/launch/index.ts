@@ -1,7 +1,8 @@
 // The launch stage (DESIGN.md "The flow"): run directory and manifest → rendezvous → plan → samplers →
 // ranks, supervised as a gang → samplers stopped → manifest completed → the post-run stages. launchRun
 // is that sequence, in that order, in one function; everything it calls does one of the steps.
-import { execFile } from 'node:child_process';
+// The samplers are part of this stage (src/sample); the post-run stages (merge, analyze, report, pack)
+// come after it in the flow, so the CLI hands them in (PostRunStage) rather than this module importing them.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,29 +13,16 @@ import { defaultRunDir, gatherFacts } from '../plan/facts.js';
 import { planRun, maskEnv, type RunPlan } from '../plan/index.js';
 import { repoRoot } from '../plan/repo.js';
 import { MANIFEST_SCHEMA_VERSION, RunDir, type Manifest, type RankRecord } from '../run-dir.js';
+import { collectHostInventory } from '../sample/index.js';
 import { ReferenceClock } from './clock.js';
 import { Progress, describe } from './progress.js';
 import { LauncherLog, RunRecord } from './record.js';
+import { runAgent } from './agent.js';
+import { NodeZero } from './agents.js';
 import { RendezvousServer } from './rendezvous.js';
+import type { NodePlacement } from './slurm.js';
+import { startRankSamplers, type SamplerContext, type Samplers } from './samplers.js';
 import { Supervisor, describeExit, type Failure, type RankExit, type Tee } from './supervisor.js';
-
-/** Samplers running beside the ranks (src/sample): started before the first rank, stopped after the last. */
-export interface Samplers {
-  stop(): Promise<void>;
-}
-
-export interface SamplerContext {
-  runDir: RunDir;
-  config: RunConfig;
-  plan: RunPlan;
-  clock: ReferenceClock;
-  /** rank → pid, filled in as the ranks are spawned */
-  pids: ReadonlyMap<number, number>;
-  /** a line for launcher.log */
-  log: (line: string) => void;
-  /** something a reader of the run should know (a missing nvidia-smi…) → manifest.notes */
-  note: (text: string) => void;
-}
 
 /** A stage after the ranks have ended (merge, analyze, report, pack), reading the run directory only. */
 export interface PostRunStage {
@@ -67,7 +55,9 @@ export interface LaunchOptions {
   archive?: boolean;
   /** moe-run's own command line, for the manifest */
   argv: string[];
-  /** src/sample's startSamplers, plugged in by the CLI */
+  /** this node's place among several (src/launch/slurm.ts); absent or nnodes 1: a single node */
+  placement?: NodePlacement;
+  /** default: src/sample's samplers (startRankSamplers); tests and agents may give their own */
   startSamplers?: (ctx: SamplerContext) => Promise<Samplers>;
   /** merge, analyze, report, pack: plugged in by the CLI, run in this order */
   postRun?: PostRunStage[];
@@ -75,6 +65,8 @@ export interface LaunchOptions {
   stdout?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stderr?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 }
+
+export { gpuIndices, type SamplerContext, type Samplers } from './samplers.js';
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
 const BARRIER_TIMEOUT_EXIT = 1;
@@ -86,6 +78,16 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   const stderr = opts.stderr ?? process.stderr;
   const clock = new ReferenceClock();
   const archive = opts.archive ?? config.output.archive;
+  // Several nodes: node 0 runs the sequence below with the other nodes' agents joined to it
+  // (src/launch/agents.ts); every other node's launcher is such an agent (src/launch/agent.ts).
+  const placement = opts.placement !== undefined && opts.placement.nnodes > 1 ? opts.placement : undefined;
+  if (placement !== undefined && placement.nodeRank > 0) {
+    return runAgent({
+      config, placement, outDir: opts.outDir, tee: opts.quiet ? 'none' : opts.tee ?? config.launch.tee,
+      print: (line) => { if (!opts.quiet) stderr.write(line + '\n'); }, startSamplers: opts.startSamplers,
+    });
+  }
+  const nnodes = placement?.nnodes ?? 1;
 
   // ── 1. the run directory, config.yaml, launcher.log, and a manifest that says "running" ──
   const runDir = new RunDir(defaultRunDir(config, opts.outDir));
@@ -93,7 +95,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   await runDir.create();
   const log = new LauncherLog(runDir.launcherLog);
   const progress = new Progress({
-    ranks: [...Array(config.gpus).keys()], mode: Progress.modeFor(stderr, opts.quiet ?? false), err: stderr, out: stdout,
+    ranks: [...Array(config.gpus * nnodes).keys()], mode: Progress.modeFor(stderr, opts.quiet ?? false), err: stderr, out: stdout,
   });
   const say = (line: string) => {
     log.write(line);
@@ -107,32 +109,43 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   say(`moe-run: run directory ${runDir.root}`);
 
   let server: RendezvousServer | undefined;
+  let zero: NodeZero | undefined;
   let supervisor: Supervisor | undefined;
+  let samplers: Samplers | undefined;
   const removeSignalHandlers: Array<() => void> = [];
   try {
     // ── 2. the rendezvous ──
+    zero = placement && await NodeZero.prepare({ config, placement, runDir, log: (line) => log.write(line) });
     server = new RendezvousServer({
-      worldSize: config.gpus,
+      worldSize: config.gpus * nnodes,
       barrierTimeoutS: config.rendezvous.timeout_s,
-      bind: config.rendezvous.bind ?? '127.0.0.1',
-      port: config.rendezvous.port,
+      bind: zero?.bind ?? config.rendezvous.bind ?? '127.0.0.1',
+      port: zero?.port ?? config.rendezvous.port,
+      token: zero?.token,
+      welcome: zero?.welcome,
       clock,
       log: (line) => log.write(line),
     });
     const address = await server.listen();
+    const rdzvHost = placement?.rdzv?.host ?? config.rendezvous.host;
     record.manifest.rendezvous = {
-      host: config.rendezvous.host, port: address.port, releases: server.releases, clock_offsets: server.clockOffsets,
+      host: rdzvHost, port: address.port, releases: server.releases, clock_offsets: server.clockOffsets,
+      ...(zero ? { node_offsets: server.nodeOffsets } : {}),
     };
+    record.manifest.nnodes = nnodes;
+    record.manifest.world_size = config.gpus * nnodes;
 
     // ── 3. the plan: which processes, with which argv and environment ──
     const facts = await gatherFacts(config, {
       runDir: runDir.root,
-      rendezvous: { host: config.rendezvous.host, port: address.port, token: server.token },
+      rendezvous: { host: rdzvHost, port: address.port, token: server.token },
+      ...(zero ? { nnodes, nodeRank: 0, masterAddr: rdzvHost, masterPort: zero.masterPort, hostname: placement!.hostname } : {}),
     });
     const plan = planRun(config, facts);
     record.manifest.ranks = plan.ranks.map(rankRecord(facts.hostname));
     for (const r of plan.ranks) await runDir.createRankDir(r.rank);
-    const versions = probeVersions(facts.python ?? 'python3');
+    // Taken while the ranks start (it imports torch, as they do), recorded when they have ended.
+    const host = collectHostInventory(facts.python ?? 'python3').catch((err: unknown) => ({ error: String(err) }));
     say(`moe-run: ${plan.worldSize} rank(s), rendezvous on ${address.host}:${address.port}, torch.distributed on ${plan.masterAddr}:${plan.masterPort}`);
 
     // ── 4. what the ranks tell the rendezvous → progress, manifest, and failures ──
@@ -146,6 +159,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
       connected: (rank) => server!.hasConnected(rank),
     });
     watch(server, supervisor, record, progress, say, log);
+    if (zero) record.manifest.ranks.push(...zero.attach(server, supervisor, facts));
     for (const sig of FORWARDED_SIGNALS) {
       const handler = () => {
         record.event('signal', { detail: sig });
@@ -158,23 +172,24 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     // ── 5. samplers up, ranks run until every one has ended, samplers down ──
     const pids = new Map<number, number>();
     supervisor.on('spawn', (rank, pid) => pids.set(rank, pid));
-    const samplers = await opts.startSamplers?.({
+    samplers = await (opts.startSamplers ?? startRankSamplers)({
       runDir, config, plan, clock, pids, log: (line) => log.write(line), note: (text) => record.note(text),
     });
     record.stageEnd('setup');
     record.stageStart('ranks');
     const exits = await supervisor.run();
     record.stageEnd('ranks');
-    if (samplers !== undefined) {
-      record.stageStart('samplers-stop');
-      await samplers.stop();
-      record.stageEnd('samplers-stop');
+    await samplers.stop();
+    samplers = undefined;
+    if (zero) {
+      // the other nodes: done, their results taken in and their samples on this clock
+      for (const text of await zero.finish(record.manifest.ranks, server.nodeOffsets, supervisor)) record.note(text);
     }
 
     // ── 6. the manifest says how it ended ──
     progress.stop();
     finish(record, exits, supervisor.failure);
-    record.manifest.versions = { ...record.manifest.versions, ...(await versions) };
+    recordHost(record, await host);
     record.stageEnd('run');
     await record.save();
     // The result is printed even with --quiet.
@@ -191,19 +206,23 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
       if (!(stage.alsoAfterFailure || ctx.ok) || stage.when?.(ctx) === false) continue;
       record.stageStart(stage.name);
       await record.save();
+      let error: string | undefined;
       try {
         await stage.run(ctx);
       } catch (err) {
+        error = err instanceof Error ? err.message : String(err);
+        if (!(err instanceof UserError)) log.write(err instanceof Error ? err.stack ?? error : error);
+      }
+      // The stage may have written to manifest.json itself.
+      await record.reload();
+      record.stageEnd(stage.name);
+      if (error !== undefined) {
         // The ranks' work is kept; the stage can be redone offline (moe-run merge/report/pack DIR).
-        if (!(err instanceof UserError)) log.write(err instanceof Error ? err.stack ?? err.message : String(err));
-        say(`moe-run: ${stage.name} failed: ${err instanceof Error ? err.message : String(err)}`);
-        await record.reload();
-        record.note(`${stage.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+        say(`moe-run: ${stage.name} failed: ${error}`);
+        record.note(`${stage.name} failed: ${error}`);
         if (exitCode === 0) exitCode = 1;
         record.manifest.exit_code = exitCode;
       }
-      await record.reload();
-      record.stageEnd(stage.name);
       await record.save();
     }
     return exitCode;
@@ -219,8 +238,10 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     throw err;
   } finally {
     for (const remove of removeSignalHandlers) remove();
+    await samplers?.stop();
     progress.stop();
     await server?.close();
+    await zero?.close();
     log.close();
   }
 }
@@ -353,15 +374,13 @@ function summarize(m: Manifest, root: string, exits: RankExit[], tee: Tee): { st
   return { stream: 'stderr', lines };
 }
 
-/** python and torch versions of the ranks' interpreter, from one short run of it (in parallel with the launch). */
-function probeVersions(python: string): Promise<Record<string, string>> {
-  const code = 'import sys\nprint(sys.version.split()[0], flush=True)\nimport torch\nprint(torch.__version__)';
-  return new Promise((resolve) => {
-    execFile(python, ['-c', code], { timeout: 60_000 }, (_err, out) => {
-      const [py, torch] = String(out).trim().split('\n');
-      resolve({ ...(py ? { python: py } : {}), ...(torch ? { torch } : {}) });
-    });
-  });
+/** The host inventory into the manifest: its versions (python, torch) into `versions`, its notes into `notes`. */
+function recordHost(record: RunRecord, host: Record<string, unknown>): void {
+  const { versions, notes, ...rest } = host as { versions?: Record<string, string>; notes?: string[]; error?: string };
+  record.manifest.host = rest;
+  record.manifest.versions = { ...record.manifest.versions, ...versions };
+  for (const text of notes ?? []) record.note(text);
+  if (rest.error !== undefined) record.note(`host inventory failed: ${rest.error}`);
 }
 
 function packageVersion(): string {

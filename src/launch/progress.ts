@@ -28,6 +28,7 @@ export interface ProgressOptions {
 
 interface Row extends RankProgress {
   since: number;
+  until?: number;
   lastLine?: number;
 }
 
@@ -37,6 +38,7 @@ const STEP_LINE_EVERY_MS = 10_000;
 export class Progress {
   private readonly rows = new Map<number, Row>();
   private drawn = 0;
+  private stopped = false;
   private timer?: NodeJS.Timeout;
   private readonly now: () => number;
 
@@ -57,10 +59,13 @@ export class Progress {
 
   update(rank: number, change: RankProgress): void {
     const row = this.rows.get(rank);
-    if (row === undefined) return;
+    if (row === undefined || this.stopped) return;
     const stateChanged = row.state !== change.state || row.detail !== change.detail;
     // A step count belongs to the state that reported it.
     Object.assign(row, { step: undefined, steps: undefined, detail: undefined }, change);
+    // A rank that has ended stops its clock.
+    const ended = change.state === 'done' || change.state === 'failed' || change.state === 'stopped';
+    row.until = ended ? row.until ?? this.now() : undefined;
     if (this.opts.mode === 'live') return this.redraw();
     if (this.opts.mode !== 'lines') return;
     const t = this.now();
@@ -85,6 +90,8 @@ export class Progress {
 
   /** Final draw and no more redraws; what follows is printed below the block. */
   stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
     if (this.opts.mode === 'live') this.redraw();
@@ -117,7 +124,7 @@ export class Progress {
     const width = Math.max(20, (this.opts.err.columns ?? 100) - 1);
     const t = this.now();
     const lines = [...this.rows].map(([rank, row]) =>
-      `rank ${String(rank).padEnd(3)} ${row.state.padEnd(9)} ${elapsed(t - row.since).padStart(6)}  ${describeTail(row)}`.slice(0, width));
+      `rank ${String(rank).padEnd(3)} ${row.state.padEnd(9)} ${elapsed((row.until ?? t) - row.since).padStart(6)}  ${describeTail(row)}`.slice(0, width));
     this.opts.err.write(lines.join('\n') + '\n');
     this.drawn = lines.length;
   }
