@@ -11,6 +11,7 @@ then the patches naming that module are applied to the __main__ namespace, then 
 import ast
 import importlib
 import importlib.util
+import os
 import runpy
 import sys
 import types
@@ -18,6 +19,8 @@ from typing import Optional
 
 
 def run_entry(kind: str, target: str, args, patcher) -> None:
+    # what `python -m` / `python script.py` put first on sys.path (after the bootstrap's own folder)
+    sys.path.insert(1, os.path.dirname(os.path.abspath(target)) if kind == "script" else os.getcwd())
     if kind == "entry":
         module_name, _, func_path = target.partition(":")
         sys.argv = [module_name, *args]
