@@ -17,10 +17,7 @@ import { collectHostInventory } from '../sample/index.js';
 import { ReferenceClock } from './clock.js';
 import { Progress, describe } from './progress.js';
 import { LauncherLog, RunRecord } from './record.js';
-import { runAgent } from './agent.js';
-import { NodeZero } from './agents.js';
 import { RendezvousServer } from './rendezvous.js';
-import type { NodePlacement } from './slurm.js';
 import { startRankSamplers, type SamplerContext, type Samplers } from './samplers.js';
 import { Supervisor, describeExit, type Failure, type RankExit, type Tee } from './supervisor.js';
 
@@ -55,8 +52,6 @@ export interface LaunchOptions {
   archive?: boolean;
   /** moe-run's own command line, for the manifest */
   argv: string[];
-  /** this node's place among several (src/launch/slurm.ts); absent or nnodes 1: a single node */
-  placement?: NodePlacement;
   /** default: src/sample's samplers (startRankSamplers); tests and agents may give their own */
   startSamplers?: (ctx: SamplerContext) => Promise<Samplers>;
   /** merge, analyze, report, pack: plugged in by the CLI, run in this order */
@@ -78,16 +73,6 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   const stderr = opts.stderr ?? process.stderr;
   const clock = new ReferenceClock();
   const archive = opts.archive ?? config.output.archive;
-  // Several nodes: node 0 runs the sequence below with the other nodes' agents joined to it
-  // (src/launch/agents.ts); every other node's launcher is such an agent (src/launch/agent.ts).
-  const placement = opts.placement !== undefined && opts.placement.nnodes > 1 ? opts.placement : undefined;
-  if (placement !== undefined && placement.nodeRank > 0) {
-    return runAgent({
-      config, placement, outDir: opts.outDir, tee: opts.quiet ? 'none' : opts.tee ?? config.launch.tee,
-      print: (line) => { if (!opts.quiet) stderr.write(line + '\n'); }, startSamplers: opts.startSamplers,
-    });
-  }
-  const nnodes = placement?.nnodes ?? 1;
 
   // ── 1. the run directory, config.yaml, launcher.log, and a manifest that says "running" ──
   const runDir = new RunDir(defaultRunDir(config, opts.outDir));
@@ -95,7 +80,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   await runDir.create();
   const log = new LauncherLog(runDir.launcherLog);
   const progress = new Progress({
-    ranks: [...Array(config.gpus * nnodes).keys()], mode: Progress.modeFor(stderr, opts.quiet ?? false), err: stderr, out: stdout,
+    ranks: [...Array(config.gpus).keys()], mode: Progress.modeFor(stderr, opts.quiet ?? false), err: stderr, out: stdout,
   });
   const say = (line: string) => {
     log.write(line);
@@ -109,37 +94,28 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   say(`moe-run: run directory ${runDir.root}`);
 
   let server: RendezvousServer | undefined;
-  let zero: NodeZero | undefined;
   let supervisor: Supervisor | undefined;
   let samplers: Samplers | undefined;
   const removeSignalHandlers: Array<() => void> = [];
   try {
     // ── 2. the rendezvous ──
-    zero = placement && await NodeZero.prepare({ config, placement, runDir, log: (line) => log.write(line) });
     server = new RendezvousServer({
-      worldSize: config.gpus * nnodes,
+      worldSize: config.gpus,
       barrierTimeoutS: config.rendezvous.timeout_s,
-      bind: zero?.bind ?? config.rendezvous.bind ?? '127.0.0.1',
-      port: zero?.port ?? config.rendezvous.port,
-      token: zero?.token,
-      welcome: zero?.welcome,
+      bind: config.rendezvous.bind ?? '127.0.0.1',
+      port: config.rendezvous.port,
       clock,
       log: (line) => log.write(line),
     });
     const address = await server.listen();
-    const rdzvHost = placement?.rdzv?.host ?? config.rendezvous.host;
     record.manifest.rendezvous = {
-      host: rdzvHost, port: address.port, releases: server.releases, clock_offsets: server.clockOffsets,
-      ...(zero ? { node_offsets: server.nodeOffsets } : {}),
+      host: config.rendezvous.host, port: address.port, releases: server.releases, clock_offsets: server.clockOffsets,
     };
-    record.manifest.nnodes = nnodes;
-    record.manifest.world_size = config.gpus * nnodes;
 
     // ── 3. the plan: which processes, with which argv and environment ──
     const facts = await gatherFacts(config, {
       runDir: runDir.root,
-      rendezvous: { host: rdzvHost, port: address.port, token: server.token },
-      ...(zero ? { nnodes, nodeRank: 0, masterAddr: rdzvHost, masterPort: zero.masterPort, hostname: placement!.hostname } : {}),
+      rendezvous: { host: config.rendezvous.host, port: address.port, token: server.token },
     });
     const plan = planRun(config, facts);
     record.manifest.ranks = plan.ranks.map(rankRecord(facts.hostname));
@@ -159,7 +135,6 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
       connected: (rank) => server!.hasConnected(rank),
     });
     watch(server, supervisor, record, progress, say, log);
-    if (zero) record.manifest.ranks.push(...zero.attach(server, supervisor, facts));
     for (const sig of FORWARDED_SIGNALS) {
       const handler = () => {
         record.event('signal', { detail: sig });
@@ -181,10 +156,6 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     record.stageEnd('ranks');
     await samplers.stop();
     samplers = undefined;
-    if (zero) {
-      // the other nodes: done, their results taken in and their samples on this clock
-      for (const text of await zero.finish(record.manifest.ranks, server.nodeOffsets, supervisor)) record.note(text);
-    }
 
     // ── 6. the manifest says how it ended ──
     progress.stop();
@@ -241,7 +212,6 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     await samplers?.stop();
     progress.stop();
     await server?.close();
-    await zero?.close();
     log.close();
   }
 }
@@ -254,6 +224,7 @@ function watch(server: RendezvousServer, supervisor: Supervisor, record: RunReco
   server.on('status', (rank, status) => {
     log.write(`rank ${rank} ${describe(status)}`);
     progress.update(rank, status);
+    if (status.state === 'failed') supervisor.expectExit(rank, `reported a failure (${status.detail ?? 'no detail'})`);
   });
   server.on('clock', (peer, offsetNs, rttNs) => log.write(`rendezvous: rank ${peer.ranks.join(',')} clock offset ${offsetNs} ns (round trip ${rttNs} ns)`));
   server.on('barrier-enter', (name, ranks) => {
@@ -269,8 +240,11 @@ function watch(server: RendezvousServer, supervisor: Supervisor, record: RunReco
     supervisor.fail({ kind: 'timeout', reason, exitCode: BARRIER_TIMEOUT_EXIT });
   });
   server.on('lost', (peer, tNs) => {
-    // A rank's own exit follows within moments and is what stops the run; this says when it let go.
-    for (const rank of peer.ranks) record.event('note', { t_ns: tNs, rank, detail: 'closed its rendezvous connection before it was done' });
+    // Its own exit normally follows within moments and is what stops the run; this says when it let go.
+    for (const rank of peer.ranks) {
+      record.event('note', { t_ns: tNs, rank, detail: 'closed its rendezvous connection before it was done' });
+      if (peer.role === 'rank') supervisor.expectExit(rank, 'closed its rendezvous connection before it was done');
+    }
   });
   server.on('rejected', (remote, reason) => log.write(`rendezvous: refused ${remote}: ${reason}`));
   supervisor.on('spawn', (rank, pid, tNs) => {

@@ -121,7 +121,7 @@ export class Progress {
 
   private drawBlock(): void {
     // A wrapped line would break the count of lines to move up over: cut at the terminal's width.
-    const width = Math.max(20, (this.opts.err.columns ?? 100) - 1);
+    const width = Math.max(20, (this.opts.err.columns || 100) - 1);
     const t = this.now();
     const lines = [...this.rows].map(([rank, row]) =>
       `rank ${String(rank).padEnd(3)} ${row.state.padEnd(9)} ${elapsed((row.until ?? t) - row.since).padStart(6)}  ${describeTail(row)}`.slice(0, width));

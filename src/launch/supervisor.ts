@@ -140,6 +140,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.fail({ kind: 'signal', reason: `interrupted by ${sig}`, exitCode: signalExitCode(sig), signal: sig }, sig);
   }
 
+  /**
+   * The rank said it failed, or let go of the rendezvous, so it should be exiting: if it is still running
+   * after the grace period (a hung teardown, e.g. NCCL's after an exception), that is the failure.
+   */
+  expectExit(rank: number, why: string): void {
+    const r = this.running.find((x) => x.plan.rank === rank);
+    if (r === undefined || r.exited) return;
+    const timer = setTimeout(() => {
+      if (r.exited || r.stopping) return;
+      this.fail({ kind: 'rank', rank, pid: r.pid, reason: `rank ${rank} ${why} but was still running ${this.opts.graceS} s later`, exitCode: 1, stderrTail: r.stderr.tail() });
+    }, this.opts.graceS * 1000);
+    timer.unref();
+  }
+
   /** SIGKILL to every rank's group, synchronously (also from the process 'exit' handler). */
   killAll(): void {
     for (const r of this.running) {
