@@ -5,7 +5,7 @@
 // come after it in the flow, so the CLI hands them in (PostRunStage) rather than this module importing them.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { stringify } from 'yaml';
 import type { RunConfig } from '../config/schema.js';
 import { UserError } from '../errors.js';
@@ -271,7 +271,7 @@ function newManifest(opts: LaunchOptions, runDir: RunDir, clock: ReferenceClock)
   return {
     schema: MANIFEST_SCHEMA_VERSION,
     name: config.name,
-    run_id: runDir.root.split('/').pop()!,
+    run_id: basename(runDir.root),
     created: new Date(Number(clock.nowNs() / 1_000_000n)).toISOString(),
     moe_run_version: packageVersion(),
     command: opts.argv,
