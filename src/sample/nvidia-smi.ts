@@ -11,13 +11,13 @@
 //   with this process's time zone (nvidia-smi runs on this host with the same environment);
 // - it may exit in the middle of a run (driver reset, GPU lost): the sampler restarts it with backoff and
 //   records the gap as a note.
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { access, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { hostname } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
+import { CsvFile } from './csv-file.js';
 
 /** The fields sampled when the config names none (sampling.nvidia_smi_fields). */
 export const DEFAULT_FIELDS: readonly string[] = [
@@ -197,7 +197,7 @@ const HEALTHY_RUN_MS = 30_000;
 export class NvidiaSmiSampler {
   rows = 0;
   restarts = 0;
-  private readonly out: WriteStream;
+  private readonly out: CsvFile;
   private readonly host = hostname();
   private readonly units: undefined[];
   private child: ResultPromise | null = null;
@@ -213,9 +213,7 @@ export class NvidiaSmiSampler {
   constructor(private readonly opts: NvidiaSmiSamplerOptions) {
     this.units = opts.fields.map(() => undefined);
     this.backoffMs = opts.firstBackoffMs ?? 500;
-    this.out = createWriteStream(opts.csvPath);
-    this.out.on('error', (e) => opts.log(`samples: cannot write ${opts.csvPath}: ${e.message}`));
-    this.out.write(['recv_ns', 'host', ...csvColumns(opts.fields)].map(csvField).join(',') + '\n');
+    this.out = new CsvFile(opts.csvPath, ['recv_ns', 'host', ...csvColumns(opts.fields)].map(csvField).join(','), opts.log);
   }
 
   start(): void {
@@ -227,7 +225,15 @@ export class NvidiaSmiSampler {
     const child = execa(bin, args, { reject: false, buffer: false, stdin: 'ignore', cleanup: true });
     this.child = child;
     const stderrTail: string[] = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => this.onLine(line));
+    // one chunk holds the lines of one interval: they share a receive time and go out in one write
+    let partial = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      const recvNs = this.opts.now();
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      this.out.append(lines.map((line) => this.row(line, recvNs)).join(''));
+    });
     createInterface({ input: child.stderr! }).on('line', (line) => {
       stderrTail.push(line);
       if (stderrTail.length > 3) stderrTail.shift();
@@ -249,13 +255,13 @@ export class NvidiaSmiSampler {
     });
   }
 
-  private onLine(line: string): void {
-    const recvNs = this.opts.now();
-    if (line.trim() === '') return;
+  /** One line of nvidia-smi's output → its CSV row ('' for a blank line or one that is not a sample). */
+  private row(line: string, recvNs: bigint): string {
+    if (line.trim() === '') return '';
     const values = parseQueryLine(line, this.units);
     if (!values) {
       if (this.badLines++ === 0) this.opts.log(`samples: nvidia-smi printed a line that is not a sample: ${line.slice(0, 200)}`);
-      return;
+      return '';
     }
     if (this.gap) {
       this.opts.note(gapNote(this.gap.why, this.gap.fromNs, recvNs));
@@ -263,7 +269,7 @@ export class NvidiaSmiSampler {
     }
     this.lastRowNs = recvNs;
     this.rows++;
-    this.out.write([String(recvNs), this.host, ...csvCells(this.opts.fields, values)].map(csvField).join(',') + '\n');
+    return [String(recvNs), this.host, ...csvCells(this.opts.fields, values)].map(csvField).join(',') + '\n';
   }
 
   /** Ends nvidia-smi and the CSV; a gap still open runs to now. */
@@ -274,7 +280,7 @@ export class NvidiaSmiSampler {
     await this.exited;
     if (this.gap) this.opts.note(gapNote(this.gap.why, this.gap.fromNs, this.opts.now(), true));
     if (this.badLines > 0) this.opts.note(`nvidia-smi printed ${this.badLines} line(s) that were not samples (first one in launcher.log)`);
-    await new Promise<void>((resolve) => this.out.end(resolve));
+    await this.out.close();
   }
 }
 

@@ -12,9 +12,10 @@
 //   being read); pidusage.clear() forgets entries without closing their descriptors, so it is not used.
 //   A short maxage (a few intervals) makes the entries of exited processes expire, and their
 //   descriptors close, soon after they are gone: history and open files stay bounded by the live tree.
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import pidusage from 'pidusage';
+import { CsvFile } from './csv-file.js';
 
 
 /** Kernels built without CONFIG_PROC_CHILDREN have no children files: then /proc is scanned for ppids. */
@@ -79,7 +80,7 @@ export interface ProcessSamplerOptions {
 export class ProcessSampler {
   /** ticks done so far (tests wait on it instead of on time) */
   ticks = 0;
-  private readonly out: WriteStream;
+  private readonly out: CsvFile;
   private readonly trees = new Map<number, { root: number; pids: number[]; walkedMs: number }>();
   private readonly maxageMs: number;
   private timer: NodeJS.Timeout | null = null;
@@ -90,9 +91,7 @@ export class ProcessSampler {
 
   constructor(private readonly opts: ProcessSamplerOptions) {
     this.maxageMs = Math.max(5 * opts.intervalMs, 500);
-    this.out = createWriteStream(opts.csvPath);
-    this.out.on('error', (e) => opts.log(`samples: cannot write ${opts.csvPath}: ${e.message}`));
-    this.out.write('recv_ns,rank,pid,cpu_percent,rss_bytes,nprocs\n');
+    this.out = new CsvFile(opts.csvPath, 'recv_ns,rank,pid,cpu_percent,rss_bytes,nprocs', opts.log);
   }
 
   start(): void {
@@ -135,7 +134,7 @@ export class ProcessSampler {
       if (u.nprocs === 0) continue; // the rank's process is gone
       lines.push(`${recvNs},${rank},${tree.root},${u.cpuPercent.toFixed(1)},${u.rssBytes},${u.nprocs}\n`);
     }
-    if (lines.length) this.out.write(lines.join(''));
+    this.out.append(lines.join(''));
   }
 
   async stop(): Promise<void> {
@@ -143,7 +142,7 @@ export class ProcessSampler {
     if (this.timer) clearTimeout(this.timer);
     this.wake?.();
     await this.loop;
-    await new Promise<void>((resolve) => this.out.end(resolve));
+    await this.out.close();
   }
 }
 
