@@ -24,10 +24,17 @@ export class RendezvousClient {
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
-      for (const line of this.splitter.push(chunk).lines) {
-        const msg = JSON.parse(line) as ServerMessage;
-        if (msg.type === 'abort') this.aborted = msg.reason;
-        this.queue.push(msg);
+      const { lines, error } = this.splitter.push(chunk);
+      try {
+        for (const line of lines) {
+          const msg = JSON.parse(line) as ServerMessage;
+          if (msg.type === 'abort') this.aborted = msg.reason;
+          this.queue.push(msg);
+        }
+        if (error !== undefined) throw new Error(error);
+      } catch {
+        // Not our server speaking: drop the connection, which waiters see as closed.
+        socket.destroy();
       }
       this.wake();
     });

@@ -124,6 +124,15 @@ describe('moe-run launch, end to end', () => {
     for (const r of m.ranks) expect(r.pid).toBeGreaterThan(0);
   }, 60_000);
 
+  it('ranks do not outlive a moe-run killed outright (SIGKILL): they see the rendezvous go and exit', async () => {
+    const run = setup('import time\nprint("ready", flush=True)\ntime.sleep(60)');
+    const moe = run.start('--tee', 'all');
+    expect(await waitUntil(() => (moe.stdout().match(/ready/g) ?? []).length === 2, 30_000)).toBe(true);
+    moe.signal('SIGKILL');
+    await moe.exit;
+    expect(await waitUntil(() => processesWithEnv(run.marker).length === 0, 15_000)).toBe(true);
+  }, 60_000);
+
   it('a stray client with a wrong token and garbage bytes does not disturb a run', async () => {
     const run = setup([
       'import os, time',
