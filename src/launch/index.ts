@@ -19,7 +19,7 @@ import { Progress, describe } from './progress.js';
 import { LauncherLog, RunRecord } from './record.js';
 import { RendezvousServer } from './rendezvous.js';
 import { startRankSamplers, type SamplerContext, type Samplers } from './samplers.js';
-import { Supervisor, describeExit, type Failure, type RankExit, type Tee } from './supervisor.js';
+import { Supervisor, describeExit, signalExitCode, type Failure, type RankExit, type Tee } from './supervisor.js';
 
 /** A stage after the ranks have ended (merge, analyze, report, pack), reading the run directory only. */
 export interface PostRunStage {
@@ -97,6 +97,22 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   let supervisor: Supervisor | undefined;
   let samplers: Samplers | undefined;
   const removeSignalHandlers: Array<() => void> = [];
+  // Signals go to the ranks once they run; one that would stop the run and comes before they start means
+  // they are never started (a second Ctrl-C then leaves at once: nothing runs yet).
+  let ranksStarted = false;
+  let stopSignal: NodeJS.Signals | undefined;
+  for (const sig of FORWARDED_SIGNALS) {
+    const handler = () => {
+      record.event('signal', { detail: sig });
+      if (ranksStarted) return supervisor!.signal(sig);
+      if (sig === 'SIGUSR1' || sig === 'SIGUSR2') return;
+      if (stopSignal === 'SIGINT' && sig === 'SIGINT') process.exit(signalExitCode(sig));
+      stopSignal ??= sig;
+      say(`moe-run: ${sig} received: the ranks will not be started`);
+    };
+    process.on(sig, handler);
+    removeSignalHandlers.push(() => process.off(sig, handler));
+  }
   try {
     // ── 2. the rendezvous ──
     server = new RendezvousServer({
@@ -135,14 +151,6 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
       connected: (rank) => server!.hasConnected(rank),
     });
     watch(server, supervisor, record, progress, say, log);
-    for (const sig of FORWARDED_SIGNALS) {
-      const handler = () => {
-        record.event('signal', { detail: sig });
-        supervisor!.signal(sig);
-      };
-      process.on(sig, handler);
-      removeSignalHandlers.push(() => process.off(sig, handler));
-    }
 
     // ── 5. samplers up, ranks run until every one has ended, samplers down ──
     const pids = new Map<number, number>();
@@ -152,14 +160,17 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     });
     record.stageEnd('setup');
     record.stageStart('ranks');
-    const exits = await supervisor.run();
+    ranksStarted = true;
+    const exits = stopSignal === undefined ? await supervisor.run() : [];
     record.stageEnd('ranks');
     await samplers.stop();
     samplers = undefined;
 
     // ── 6. the manifest says how it ended ──
     progress.stop();
-    finish(record, exits, supervisor.failure);
+    finish(record, exits, supervisor.failure ?? (stopSignal === undefined ? undefined : {
+      kind: 'signal', reason: `interrupted by ${stopSignal} before the ranks started`, exitCode: signalExitCode(stopSignal), signal: stopSignal,
+    }));
     recordHost(record, await host);
     record.stageEnd('run');
     await record.save();
