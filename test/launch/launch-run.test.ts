@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { runConfigSchema } from '../../src/config/schema.js';
 import { UserError } from '../../src/errors.js';
-import { launchRun, type PostRunStage } from '../../src/launch/index.js';
+import { launchRun, type LaunchOptions, type PostRunStage } from '../../src/launch/index.js';
 import type { Manifest } from '../../src/run-dir.js';
 
 function sink() {
@@ -29,8 +29,8 @@ function setup(script: string, rendezvous: Record<string, unknown> = {}) {
   const stderr = sink();
   return {
     out, stdout, stderr,
-    launch: (postRun: PostRunStage[] = []) =>
-      launchRun({ config, configSource: 'test', outDir: out, argv: ['moe-run'], postRun, quiet: true, stdout: stdout.stream, stderr: stderr.stream }),
+    launch: (postRun: PostRunStage[] = [], more: Partial<LaunchOptions> = {}) =>
+      launchRun({ config, configSource: 'test', outDir: out, argv: ['moe-run'], postRun, quiet: true, stdout: stdout.stream, stderr: stderr.stream, ...more }),
     manifest: () => JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest,
   };
 }
@@ -71,6 +71,22 @@ describe('launchRun', () => {
     expect(seen).toEqual(['pack:false']);
     expect(run.manifest()).toMatchObject({ status: 'failed', exit_code: 4, failure: { rank: 0, exit_code: 4 } });
     expect(run.stderr.text()).toMatch(/run failed: rank 0 exited with code 4/);
+  }, 60_000);
+
+  it('does not start the ranks when a stopping signal comes during the setup', async () => {
+    const run = setup('print("never")');
+    // The samplers start just before the ranks: the signal arrives there, as a Ctrl-C could.
+    const code = await run.launch([], {
+      startSamplers: async () => {
+        process.emit('SIGTERM', 'SIGTERM');
+        return { stop: async () => {} };
+      },
+    });
+    expect(code).toBe(143);
+    const m = run.manifest();
+    expect(m).toMatchObject({ status: 'interrupted', exit_code: 143, failure: { reason: 'interrupted by SIGTERM before the ranks started' } });
+    expect(m.ranks.map((r) => r.status)).toEqual(['not-started', 'not-started']);
+    expect(m.events.some((e) => e.kind === 'spawn')).toBe(false);
   }, 60_000);
 
   it('a busy rendezvous port is a UserError naming it, and the manifest says the run failed', async () => {
