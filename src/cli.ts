@@ -9,7 +9,8 @@ import { dryRun } from './plan/dry-run.js';
 import { launchRun } from './launch/index.js';
 import { nodePlacement } from './launch/slurm.js';
 import type { Tee } from './launch/supervisor.js';
-import { packRunDir } from './pack.js';
+import { packRunDir, packStage } from './pack.js';
+import { reportStage } from './report/index.js';
 import { REPORT_FORMATS, reportCommand, type ReportFormat } from './report/sweep.js';
 import { mergeCommand, mergeStage } from './trace/index.js';
 
@@ -34,14 +35,15 @@ async function main(argv: string[]): Promise<number> {
         .option('archive', { type: 'boolean', describe: 'pack the run directory into <run>.tar.gz at the end' })
         .option('nnodes', { type: 'number', describe: 'nodes in the run (multi-node without Slurm)' })
         .option('node-rank', { type: 'number', describe: 'this node\'s index, 0 hosts the rendezvous' })
-        .option('rdzv', { type: 'string', describe: 'HOST:PORT of node 0\'s rendezvous' }),
+        .option('rdzv', { type: 'string', describe: 'HOST:PORT of node 0\'s rendezvous' })
+        .option('token-file', { type: 'string', describe: 'join token file on a file system every node sees (node 0 writes it); default: $MOE_RUN_JOIN_TOKEN' }),
       async (args) => {
         if (args.config === undefined && args.set === undefined) {
           throw new UserError('no config: pass --config FILE, e.g. --config configs/tiny-cpu.yaml (see configs/)');
         }
         // Where this node stands (flags, else Slurm's srun step, else a single node); its GPU count
         // (--gpus, else Slurm's) overrides the config's.
-        const placement = await nodePlacement({ nnodes: args.nnodes, nodeRank: args.nodeRank, rdzv: args.rdzv, gpus: args.gpus });
+        const placement = await nodePlacement({ nnodes: args.nnodes, nodeRank: args.nodeRank, rdzv: args.rdzv, gpus: args.gpus, tokenFile: args.tokenFile });
         const { config } = await loadConfig({ configPath: args.config, sets: args.set, gpus: placement.gpus, name: args.name });
         if (args.dryRun) {
           process.stdout.write(await dryRun(config, {
@@ -50,11 +52,10 @@ async function main(argv: string[]): Promise<number> {
           }));
           return;
         }
-        if (placement.nnodes > 1) throw new UserError('multi-node launch is not wired yet: run on one node (no --nnodes)');
         exitCode = await launchRun({
           config, configSource: args.config ?? '(--set only)', outDir: args.out, tee: args.tee as Tee | undefined,
-          quiet: args.quiet, archive: args.archive, argv: ['moe-run', ...argv],
-          postRun: [mergeStage],
+          quiet: args.quiet, archive: args.archive, argv: ['moe-run', ...argv], placement,
+          postRun: [mergeStage, reportStage, packStage],
         });
       },
     )

@@ -7,6 +7,7 @@ import { readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { create } from 'tar';
 import { UserError } from './errors.js';
+import type { PostRunStage } from './launch/index.js';
 import { RunDir } from './run-dir.js';
 
 export interface PackOptions {
@@ -78,3 +79,13 @@ export async function packRunDir(dir: string, opts: PackOptions = {}): Promise<s
   return out;
 }
 
+
+/** `--archive` / output.archive: the run packed last, also after a failure (the logs are what to send). */
+export const packStage: PostRunStage = {
+  name: 'pack',
+  alsoAfterFailure: true,
+  when: (ctx) => ctx.archive,
+  async run(ctx) {
+    ctx.say(`pack: ${await packRunDir(ctx.runDir.root)}`);
+  },
+};

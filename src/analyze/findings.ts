@@ -64,8 +64,8 @@ function bound(s: Body): string | null {
   if (gpu === 0) {
     const region = traced.reduce((a, r) => a + r.region_s, 0);
     const coll = traced.reduce((a, r) => a + r.cpu.breakdown.collectives_s, 0);
-    return `No GPU activity in the traces (a CPU run): operators keep the CPU busy ${percent((100 * cpu) / region)} of the region` +
-      `${coll > 0 ? `, collectives ${percent((100 * coll) / region)}` : ''} (all ranks together).`;
+    return `No GPU activity in the traces (a CPU run): the ranks are inside an operator ${percent((100 * cpu) / region)} of the region's wall time` +
+      `${coll > 0 ? `, inside a collective ${percent((100 * coll) / region)}` : ''} (all ranks together).`;
   }
   const launch = traced.reduce((a, r) => a + r.launches.time_s, 0);
   const ratio = cpu / gpu;
@@ -110,6 +110,14 @@ function counters(s: Body): string | null {
   return parts.length ? `nvidia-smi over the region (${plural(g.length, 'GPU')}): ${parts.join(', ')}.` : null;
 }
 
+function processes(s: Body): string | null {
+  const p = s.process_counters.filter((x) => x.samples > 0 && x.cpu_mean_pct !== undefined);
+  if (!p.length) return null;
+  const peak = Math.max(...p.map((x) => x.rss_peak_bytes ?? 0));
+  return `Rank processes over the region: ${p.map((x) => `rank ${x.rank} ${percent(x.cpu_mean_pct!)}`).join(', ')} CPU on average ` +
+    `(100% = one core)${peak > 0 ? `, peak RSS ${count(peak / 2 ** 20)} MiB` : ''}.`;
+}
+
 function failures(s: Body): string[] {
   const out = s.ranks
     .filter((r) => r.status === 'failed')
@@ -128,5 +136,6 @@ export function findings(s: Body): string[] {
     moeVsDense(s),
     throughput(s),
     counters(s),
+    processes(s),
   ].filter((x): x is string => x !== null);
 }

@@ -145,13 +145,13 @@ export async function analyzeRunDir(dir: string): Promise<Summary> {
     : `placed on the reference clock by ${[...byMethod].map(([m, rs]) => `${METHOD_TEXT[m] ?? m} (rank${rs.length > 1 ? 's' : ''} ${rs.join(', ')})`).join('; ')}`;
   if (placed.length < traced.length) notes.push(`${traced.length - placed.length} of ${traced.length} traces could not be placed on the reference clock`);
 
-  // The counters' window: the start barrier's release (or the earliest region start) to the end barrier
-  // (or the latest region end).
+  // The counters' window: the start barrier's release (or the earliest region start) to the latest
+  // region end in the traces (or, without traces, the end barrier, which waits for the export too).
   const releases = manifest.rendezvous?.releases ?? {};
   const minStart = placed.length ? placed.map((p) => p.regionRef!.start).reduce((a, b) => (b < a ? b : a)) : undefined;
   const maxEnd = placed.length ? placed.map((p) => p.regionRef!.end).reduce((a, b) => (b > a ? b : a)) : undefined;
   const t0 = releases.start ? BigInt(releases.start) : minStart;
-  const window: Window = { from: t0, to: releases.end ? BigInt(releases.end) : maxEnd, t0 };
+  const window: Window = { from: t0, to: maxEnd ?? (releases.end ? BigInt(releases.end) : undefined), t0 };
   const rankOf = new Map<string, number>();
   for (const r of manifest.ranks ?? []) {
     const m = /^cuda:(\d+)$/.exec(r.device);

@@ -1,6 +1,7 @@
 // The report stage: summary.json → report.md and report.html in the run directory.
 import { rename, writeFile } from 'node:fs/promises';
 import { analyzeRunDir, type Summary } from '../analyze/index.js';
+import type { PostRunStage } from '../launch/index.js';
 import { RunDir } from '../run-dir.js';
 import { renderHtml } from './html.js';
 import { renderMarkdown } from './markdown.js';
@@ -27,3 +28,14 @@ export async function writeRunReports(dir: string): Promise<Summary> {
   await writeReports(dir, summary);
   return summary;
 }
+
+/** Analysis and reports at the end of every run, also after a failed one (it says what was kept). */
+export const reportStage: PostRunStage = {
+  name: 'report',
+  alsoAfterFailure: true,
+  async run(ctx) {
+    const summary = await writeRunReports(ctx.runDir.root);
+    for (const f of summary.findings) ctx.say(`report: ${f}`);
+    ctx.say(`report: ${ctx.runDir.reportHtml}`);
+  },
+};

@@ -69,13 +69,12 @@ async function checkTinyReport(dir: string): Promise<void> {
   const n = Math.min(...perRank.map((r) => r.starts.length));
   const lastCount = [0, 0];
   for (let k = 0; k < n; k++) lastCount[perRank[0].starts[k] > perRank[1].starts[k] ? 0 : 1]++;
-  const straggler = lastCount[0] > lastCount[1] ? 0 : 1;
   const sentence = summary.findings.find((f) => / arrives last at /.test(f) && f.includes('gloo all-to-all'))!;
   expect(sentence).toBeDefined();
-  expect(sentence.startsWith(`Rank ${straggler} arrives last`)).toBe(true);
-  // within one call either way: starts a few µs apart may round differently here
-  const said = Number(/at ([\d.]+)% of/.exec(sentence)![1]);
-  expect(Math.abs(said - (100 * lastCount[straggler]) / n)).toBeLessThanOrEqual(100 / n + 0.5);
+  const [, named, said] = /^Rank (\d) arrives last at ([\d.]+)% of/.exec(sentence)!;
+  // the rank that was last most often (either one on a tie), at the share of calls it was last at
+  expect(lastCount[Number(named)]).toBe(Math.max(...lastCount));
+  expect(Math.abs(Number(said) - (100 * lastCount[Number(named)]) / n)).toBeLessThanOrEqual(0.5); // printed rounded
 
   // MoE layers versus dense ones, from the module ranges
   const moe = summary.ranks.flatMap((r) => r.modules).filter((m) => m.name === 'TransformerDecoderLayer with MoE');
