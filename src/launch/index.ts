@@ -17,7 +17,10 @@ import { collectHostInventory } from '../sample/index.js';
 import { ReferenceClock } from './clock.js';
 import { Progress, describe } from './progress.js';
 import { LauncherLog, RunRecord } from './record.js';
+import { runAgent } from './agent.js';
+import { NodeZero } from './agents.js';
 import { RendezvousServer } from './rendezvous.js';
+import type { NodePlacement } from './slurm.js';
 import { startRankSamplers, type SamplerContext, type Samplers } from './samplers.js';
 import { Supervisor, describeExit, signalExitCode, type Failure, type RankExit, type Tee } from './supervisor.js';
 
@@ -52,6 +55,8 @@ export interface LaunchOptions {
   archive?: boolean;
   /** moe-run's own command line, for the manifest */
   argv: string[];
+  /** this node's place among several (src/launch/slurm.ts); absent or nnodes 1: a single node */
+  placement?: NodePlacement;
   /** default: src/sample's samplers (startRankSamplers); tests and agents may give their own */
   startSamplers?: (ctx: SamplerContext) => Promise<Samplers>;
   /** merge, analyze, report, pack: plugged in by the CLI, run in this order */
@@ -73,6 +78,16 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   const stderr = opts.stderr ?? process.stderr;
   const clock = new ReferenceClock();
   const archive = opts.archive ?? config.output.archive;
+  // Several nodes: node 0 runs the sequence below with the other nodes' agents joined to it
+  // (src/launch/agents.ts); every other node's launcher is such an agent (src/launch/agent.ts).
+  const placement = opts.placement !== undefined && opts.placement.nnodes > 1 ? opts.placement : undefined;
+  if (placement !== undefined && placement.nodeRank > 0) {
+    return runAgent({
+      config, placement, outDir: opts.outDir, tee: opts.quiet ? 'none' : opts.tee ?? config.launch.tee,
+      print: (line) => { if (!opts.quiet) stderr.write(line + '\n'); }, startSamplers: opts.startSamplers,
+    });
+  }
+  const nnodes = placement?.nnodes ?? 1;
 
   // ── 1. the run directory, config.yaml, launcher.log, and a manifest that says "running" ──
   const runDir = new RunDir(defaultRunDir(config, opts.outDir));
@@ -80,7 +95,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   await runDir.create();
   const log = new LauncherLog(runDir.launcherLog);
   const progress = new Progress({
-    ranks: [...Array(config.gpus).keys()], mode: Progress.modeFor(stderr, opts.quiet ?? false), err: stderr, out: stdout,
+    ranks: [...Array(config.gpus * nnodes).keys()], mode: Progress.modeFor(stderr, opts.quiet ?? false), err: stderr, out: stdout,
   });
   const say = (line: string) => {
     log.write(line);
@@ -94,6 +109,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   say(`moe-run: run directory ${runDir.root}`);
 
   let server: RendezvousServer | undefined;
+  let zero: NodeZero | undefined;
   let supervisor: Supervisor | undefined;
   let samplers: Samplers | undefined;
   const removeSignalHandlers: Array<() => void> = [];
@@ -115,23 +131,31 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   }
   try {
     // ── 2. the rendezvous ──
+    zero = placement && await NodeZero.prepare({ config, placement, runDir, log: (line) => log.write(line) });
     server = new RendezvousServer({
-      worldSize: config.gpus,
+      worldSize: config.gpus * nnodes,
       barrierTimeoutS: config.rendezvous.timeout_s,
-      bind: config.rendezvous.bind ?? '127.0.0.1',
-      port: config.rendezvous.port,
+      bind: zero?.bind ?? config.rendezvous.bind ?? '127.0.0.1',
+      port: zero?.port ?? config.rendezvous.port,
+      token: zero?.token,
+      welcome: zero?.welcome,
       clock,
       log: (line) => log.write(line),
     });
     const address = await server.listen();
+    const rdzvHost = placement?.rdzv?.host ?? config.rendezvous.host;
     record.manifest.rendezvous = {
-      host: config.rendezvous.host, port: address.port, releases: server.releases, clock_offsets: server.clockOffsets,
+      host: rdzvHost, port: address.port, releases: server.releases, clock_offsets: server.clockOffsets,
+      ...(zero ? { node_offsets: server.nodeOffsets } : {}),
     };
+    record.manifest.nnodes = nnodes;
+    record.manifest.world_size = config.gpus * nnodes;
 
     // ── 3. the plan: which processes, with which argv and environment ──
     const facts = await gatherFacts(config, {
       runDir: runDir.root,
-      rendezvous: { host: config.rendezvous.host, port: address.port, token: server.token },
+      rendezvous: { host: rdzvHost, port: address.port, token: server.token },
+      ...(zero ? { nnodes, nodeRank: 0, masterAddr: rdzvHost, masterPort: zero.masterPort, hostname: placement!.hostname } : {}),
     });
     const plan = planRun(config, facts);
     record.manifest.ranks = plan.ranks.map(rankRecord(facts.hostname));
@@ -151,6 +175,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
       connected: (rank) => server!.hasConnected(rank),
     });
     watch(server, supervisor, record, progress, say, log);
+    if (zero) record.manifest.ranks.push(...zero.attach(server, supervisor, facts));
 
     // ── 5. samplers up, ranks run until every one has ended, samplers down ──
     const pids = new Map<number, number>();
@@ -165,6 +190,10 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     record.stageEnd('ranks');
     await samplers.stop();
     samplers = undefined;
+    if (zero) {
+      // the other nodes: done, their results taken in and their samples on this clock
+      for (const text of await zero.finish(record.manifest.ranks, server.nodeOffsets, supervisor)) record.note(text);
+    }
 
     // ── 6. the manifest says how it ended ──
     progress.stop();
@@ -223,6 +252,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     await samplers?.stop();
     progress.stop();
     await server?.close();
+    await zero?.close();
     log.close();
   }
 }

@@ -26,18 +26,18 @@ function chunks(bytes: Buffer, rand: () => number): Buffer[] {
 }
 
 describe('the pure parser', () => {
-  it('accepts every message of docs/contracts.md', () => {
-    for (const m of VALID_MESSAGES.filter((v) => !String(v.type).startsWith('rank_'))) {
+  it('accepts every message of docs/contracts.md (and the agents\' rank_started/rank_ended)', () => {
+    for (const m of VALID_MESSAGES) {
       const r = parseClientMessage(JSON.stringify(m));
       expect(r, JSON.stringify(m)).toMatchObject({ ok: true });
     }
   });
 
-  it(`never throws on 20000 mutated lines (seed ${SEED}) and answers each with a message or a short reason`, () => {
+  it(`never throws on 10000 mutated lines (seed ${SEED}) and answers each with a message or a short reason`, () => {
     const rand = prng(SEED);
     let accepted = 0;
     let refused = 0;
-    for (let i = 0; i < 20_000; i++) {
+    for (let i = 0; i < 10_000; i++) {
       const splitter = new LineSplitter();
       const bytes = Buffer.concat([fuzzLine(rand, TOKEN), Buffer.from('\n')]);
       for (const chunk of chunks(bytes, rand)) {
@@ -74,8 +74,8 @@ describe('the pure parser', () => {
     }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     // the mutations are not all fatal, and not all harmless: both paths were exercised
-    expect(accepted).toBeGreaterThan(500);
-    expect(refused).toBeGreaterThan(5000);
+    expect(accepted).toBeGreaterThan(250);
+    expect(refused).toBeGreaterThan(2500);
   });
 
   it('cuts off a line at the bound without buffering more, whatever the chunking', () => {
