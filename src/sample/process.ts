@@ -12,47 +12,53 @@
 //   being read); pidusage.clear() forgets entries without closing their descriptors, so it is not used.
 //   A short maxage (a few intervals) makes the entries of exited processes expire, and their
 //   descriptors close, soon after they are gone: history and open files stay bounded by the live tree.
-import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import pidusage from 'pidusage';
 import { CsvFile } from './csv-file.js';
-
 
 /** Kernels built without CONFIG_PROC_CHILDREN have no children files: then /proc is scanned for ppids. */
 const HAS_CHILDREN_FILES = existsSync(`/proc/self/task/${process.pid}/children`);
 
-async function childrenOf(pid: number, ppids: Map<number, number[]> | null): Promise<number[]> {
+// /proc is read synchronously: its files live in memory and never wait on a disk, and a synchronous read
+// costs one system call where an asynchronous one also costs a thread-pool round trip and a wake-up.
+function readProc(path: string): string {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch {
+    return ''; // the process is gone
+  }
+}
+
+function childrenOf(pid: number, ppids: Map<number, number[]> | null): number[] {
   if (ppids) return ppids.get(pid) ?? [];
   let tasks: string[];
   try {
-    tasks = await readdir(`/proc/${pid}/task`);
+    tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
     return []; // gone
   }
-  const lists = await Promise.all(tasks.map((t) => readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')));
-  return lists.flatMap((l) => l.split(' ').filter(Boolean).map(Number));
+  return tasks.flatMap((t) => readProc(`/proc/${pid}/task/${t}/children`).split(' ').filter(Boolean).map(Number));
 }
 
 /** pid → its children, from every /proc/<pid>/stat (the fallback for kernels without children files). */
-async function scanPpids(): Promise<Map<number, number[]>> {
+function scanPpids(): Map<number, number[]> {
   const map = new Map<number, number[]>();
-  const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e));
-  await Promise.all(pids.map(async (p) => {
-    const stat = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+  for (const p of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    const stat = readProc(`/proc/${p}/stat`);
     // the command name may hold spaces and parentheses: fields after the last ')' are "state ppid …"
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
     if (Number.isInteger(ppid)) map.set(ppid, [...(map.get(ppid) ?? []), Number(p)]);
-  }));
+  }
   return map;
 }
 
 /** `root` and all its descendants (root first); empty when root is gone. */
-export async function processTree(root: number): Promise<number[]> {
+export function processTree(root: number): number[] {
   if (!existsSync(`/proc/${root}`)) return [];
-  const ppids = HAS_CHILDREN_FILES ? null : await scanPpids();
+  const ppids = HAS_CHILDREN_FILES ? null : scanPpids();
   const tree = [root];
   for (let i = 0; i < tree.length; i++) {
-    for (const c of await childrenOf(tree[i], ppids)) if (!tree.includes(c)) tree.push(c);
+    for (const c of childrenOf(tree[i], ppids)) if (!tree.includes(c)) tree.push(c);
   }
   return tree;
 }
@@ -118,11 +124,11 @@ export class ProcessSampler {
     const ranks = this.opts.pids();
     const nowMs = Date.now();
     for (const rank of this.trees.keys()) if (!ranks.has(rank)) this.trees.delete(rank);
-    await Promise.all([...ranks].map(async ([rank, root]) => {
+    for (const [rank, root] of ranks) {
       const known = this.trees.get(rank);
-      if (known && known.root === root && nowMs - known.walkedMs < (this.opts.walkEveryMs ?? 1000)) return;
-      this.trees.set(rank, { root, pids: await processTree(root), walkedMs: nowMs });
-    }));
+      if (known && known.root === root && nowMs - known.walkedMs < (this.opts.walkEveryMs ?? 1000)) continue;
+      this.trees.set(rank, { root, pids: processTree(root), walkedMs: nowMs });
+    }
     const all = [...new Set([...this.trees.values()].flatMap((t) => t.pids))];
     if (all.length === 0) return;
     // pidusage leaves out the pids that are gone when asked for several, and fails when asked for one

@@ -17,7 +17,7 @@ const started: ResultPromise[] = [];
 afterEach(async () => {
   for (const p of started.splice(0)) {
     // the whole tree: a child left alive would keep the pipe open and the promise pending
-    for (const pid of (await processTree(p.pid!)).reverse()) process.kill(pid, 'SIGKILL');
+    for (const pid of processTree(p.pid!).reverse()) process.kill(pid, 'SIGKILL');
     await p.catch(() => {});
   }
 });
@@ -45,7 +45,7 @@ describe('process sampler', () => {
       'print("ready", flush=True)',
       'time.sleep(600)',
     ].join('\n')]);
-    const tree = await processTree(parentPid);
+    const tree = processTree(parentPid);
     expect(tree[0]).toBe(parentPid);
     expect(tree).toHaveLength(2);
 
