@@ -20,7 +20,6 @@ export class TimelineWriter {
   buf = Buffer.allocUnsafe(BUF);
   pos = 0;
   private first = true;
-  private blocked = false;
   private failed: Error | null = null;
   /** events written */
   count = 0;
@@ -95,10 +94,8 @@ export class TimelineWriter {
   /** Resolves when the output has room again (call between input chunks). */
   async drain(): Promise<void> {
     if (this.failed) throw this.failed;
-    if (this.blocked) {
-      await once(this.head, 'drain');
-      this.blocked = false;
-    }
+    // asked of the stream itself: a 'drain' may have come and gone while the caller awaited something else
+    if (this.head.writableNeedDrain) await once(this.head, 'drain');
   }
 
   /** Ends traceEvents, writes the remaining top-level keys, and waits until the file is on disk. */
@@ -128,7 +125,7 @@ export class TimelineWriter {
 
   private push(chunk: Buffer): void {
     this.bytes += chunk.length;
-    if (!this.head.write(chunk)) this.blocked = true;
+    this.head.write(chunk);
   }
 }
 
