@@ -1,9 +1,12 @@
 // A failed run keeps what it got: the analysis covers the ranks that exported a trace, says which
 // did not and why, and the failure leads the findings.
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { analyzeRunDir } from '../../src/analyze/index.js';
-import { HTA, makeRunDir } from './helpers.js';
+import { HTA, makeRunDir, tempFolder } from './helpers.js';
 
 describe('analysis of a failed run', () => {
   it('reports the rank that failed and analyzes the one that exported', async () => {
@@ -18,5 +21,15 @@ describe('analysis of a failed run', () => {
     expect(s.notes).toContain('rank 1: no trace (the rank failed)');
     expect(s.ranks[0].collectives[0].label).toBe('all-to-all (NCCL SendRecv)');
     expect(s.collectives).toEqual([]); // one rank: nothing to match across ranks
+  });
+
+  it('analyzes what a truncated trace holds (a rank killed while exporting) and says it was cut', async () => {
+    const whole = gunzipSync(readFileSync(join(HTA, 'trace_filter/sampled_rank-0.json.gz')));
+    const cut = join(await tempFolder('cut'), 'cut.json.gz');
+    await writeFile(cut, gzipSync(whole.subarray(0, Math.floor(whole.length * 0.6))));
+    const s = await analyzeRunDir(await makeRunDir('cut', [{ rank: 0, trace: cut }]));
+    expect(s.notes.some((n) => n.startsWith('rank 0:') && n.includes('truncated'))).toBe(true);
+    expect(s.ranks[0].events).toBeGreaterThan(100);
+    expect(s.ranks[0].region_s).toBeGreaterThan(0);
   });
 });
