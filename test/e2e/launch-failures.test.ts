@@ -74,7 +74,7 @@ describe('moe-run launch, end to end', () => {
     expect(m.events.map((e) => e.kind)).toEqual(expect.arrayContaining(['spawn', 'connect', 'barrier-release', 'exit', 'failure']));
     expect(readFileSync(join(run.out, 'rank-1', 'stderr.log'), 'utf8')).toMatch(/expert shard missing/);
     expect(processesWithEnv(run.marker)).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 
   it('names a rank that never reaches the start barrier at the timeout and stops all', async () => {
     const run = setup([
@@ -91,7 +91,7 @@ describe('moe-run launch, end to end', () => {
     expect(m.events.some((e) => e.kind === 'barrier-timeout')).toBe(true);
     expect(m.rendezvous!.releases).toEqual({});
     expect(processesWithEnv(run.marker)).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 
   it('says so when a rank dies before it reaches the rendezvous', async () => {
     // The interpreter itself fails: no rank ever says hello.
@@ -102,7 +102,7 @@ describe('moe-run launch, end to end', () => {
     expect(await moe.exit).toBe(1);
     expect(moe.stderr()).toMatch(/rank [01] exited before connecting to the rendezvous \(exited with code 1\)/);
     expect(run.manifest().failure?.reason).toMatch(/^rank [01] exited before connecting to the rendezvous/);
-  }, 60_000);
+  }, 120_000);
 
   it('SIGINT to moe-run stops every rank, exits 130, and leaves no process behind', async () => {
     // Each rank also starts a child of its own, which must go too.
@@ -113,7 +113,7 @@ describe('moe-run launch, end to end', () => {
       'time.sleep(60)',
     ].join('\n'));
     const moe = run.start('--tee', 'all');
-    expect(await waitUntil(() => (moe.stdout().match(/ready/g) ?? []).length === 2, 30_000)).toBe(true);
+    expect(await waitUntil(() => (moe.stdout().match(/ready/g) ?? []).length === 2, 60_000)).toBe(true);
     expect(processesWithEnv(run.marker).length).toBeGreaterThanOrEqual(4);
     moe.signal('SIGINT');
     expect(await moe.exit).toBe(130);
@@ -122,16 +122,16 @@ describe('moe-run launch, end to end', () => {
     expect(m.status).toBe('interrupted');
     expect(m.failure?.reason).toBe('interrupted by SIGINT');
     for (const r of m.ranks) expect(r.pid).toBeGreaterThan(0);
-  }, 60_000);
+  }, 120_000);
 
   it('ranks do not outlive a moe-run killed outright (SIGKILL): they see the rendezvous go and exit', async () => {
     const run = setup('import time\nprint("ready", flush=True)\ntime.sleep(60)');
     const moe = run.start('--tee', 'all');
-    expect(await waitUntil(() => (moe.stdout().match(/ready/g) ?? []).length === 2, 30_000)).toBe(true);
+    expect(await waitUntil(() => (moe.stdout().match(/ready/g) ?? []).length === 2, 60_000)).toBe(true);
     moe.signal('SIGKILL');
     await moe.exit;
     expect(await waitUntil(() => processesWithEnv(run.marker).length === 0, 15_000)).toBe(true);
-  }, 60_000);
+  }, 120_000);
 
   it('a stray client with a wrong token and garbage bytes does not disturb a run', async () => {
     const run = setup([
@@ -145,7 +145,7 @@ describe('moe-run launch, end to end', () => {
     const yaml = readFileSync(join(run.out, '..', 'run.yaml'), 'utf8') + `  POKED: ${JSON.stringify(poked)}\n`;
     writeFileSync(join(run.out, '..', 'run.yaml'), yaml);
     const moe = run.start();
-    expect(await waitUntil(() => existsSync(join(run.out, 'manifest.json')) && run.manifest().rendezvous?.releases.start !== undefined, 30_000)).toBe(true);
+    expect(await waitUntil(() => existsSync(join(run.out, 'manifest.json')) && run.manifest().rendezvous?.releases.start !== undefined, 60_000)).toBe(true);
     const port = run.manifest().rendezvous!.port;
     const send = (bytes: Buffer | string) => new Promise<string>((resolve) => {
       const s = connect(port, '127.0.0.1', () => s.write(bytes));
@@ -162,5 +162,5 @@ describe('moe-run launch, end to end', () => {
     expect(m.status).toBe('ok');
     expect(m.ranks.map((r) => r.exit_code)).toEqual([0, 0]);
     expect(readFileSync(join(run.out, 'launcher.log'), 'utf8')).toMatch(/wrong join token/);
-  }, 60_000);
+  }, 120_000);
 });

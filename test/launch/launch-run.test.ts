@@ -58,7 +58,7 @@ describe('launchRun', () => {
     expect(m.timings.pack).toBeUndefined();
     expect(run.stdout.text()).toMatch(/moe-run: ok: 2 rank\(s\) exited 0/); // the result, even --quiet
     expect(run.stderr.text()).toBe(''); // nothing else with --quiet
-  }, 60_000);
+  }, 120_000);
 
   it('after a failed run runs only the stages that ask to, and exits with the rank\'s code', async () => {
     const run = setup('import os, sys\nsys.exit(4 if os.environ["RANK"] == "0" else 0)');
@@ -71,7 +71,7 @@ describe('launchRun', () => {
     expect(seen).toEqual(['pack:false']);
     expect(run.manifest()).toMatchObject({ status: 'failed', exit_code: 4, failure: { rank: 0, exit_code: 4 } });
     expect(run.stderr.text()).toMatch(/run failed: rank 0 exited with code 4/);
-  }, 60_000);
+  }, 120_000);
 
   it('does not start the ranks when a stopping signal comes during the setup', async () => {
     const run = setup('print("never")');
@@ -87,7 +87,7 @@ describe('launchRun', () => {
     expect(m).toMatchObject({ status: 'interrupted', exit_code: 143, failure: { reason: 'interrupted by SIGTERM before the ranks started' } });
     expect(m.ranks.map((r) => r.status)).toEqual(['not-started', 'not-started']);
     expect(m.events.some((e) => e.kind === 'spawn')).toBe(false);
-  }, 60_000);
+  }, 120_000);
 
   it('a busy rendezvous port is a UserError naming it, and the manifest says the run failed', async () => {
     const busy = createServer();
@@ -107,5 +107,5 @@ describe('launchRun', () => {
     } finally {
       busy.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
