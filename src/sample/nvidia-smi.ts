@@ -181,11 +181,11 @@ export interface NvidiaSmiSamplerOptions {
   now: () => bigint;
   log: (line: string) => void;
   note: (line: string) => void;
-  /** first restart delay, doubled after each quick exit up to maxBackoffMs */
-  firstBackoffMs?: number;
-  maxBackoffMs?: number;
 }
 
+/** The first restart waits this long; each quick exit doubles it, up to MAX_BACKOFF_MS. */
+const FIRST_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 30_000;
 /** A run of nvidia-smi that lasted this long resets the backoff: it was not crash-looping. */
 const HEALTHY_RUN_MS = 30_000;
 
@@ -195,8 +195,6 @@ const HEALTHY_RUN_MS = 30_000;
  * samples becomes a note ("no GPU samples from A to B ns").
  */
 export class NvidiaSmiSampler {
-  rows = 0;
-  restarts = 0;
   private readonly out: CsvFile;
   private readonly host = hostname();
   private readonly units: undefined[];
@@ -204,7 +202,7 @@ export class NvidiaSmiSampler {
   private exited: Promise<void> = Promise.resolve();
   private restartTimer: NodeJS.Timeout | null = null;
   private stopping = false;
-  private backoffMs: number;
+  private backoffMs = FIRST_BACKOFF_MS;
   private lastRowNs: bigint | null = null;
   /** since when there are no samples, and why; set when nvidia-smi exits, cleared by the next row */
   private gap: { fromNs: bigint; why: string } | null = null;
@@ -212,7 +210,6 @@ export class NvidiaSmiSampler {
 
   constructor(private readonly opts: NvidiaSmiSamplerOptions) {
     this.units = opts.fields.map(() => undefined);
-    this.backoffMs = opts.firstBackoffMs ?? 500;
     this.out = new CsvFile(opts.csvPath, ['recv_ns', 'host', ...csvColumns(opts.fields)].map(csvField).join(','), opts.log);
   }
 
@@ -244,14 +241,13 @@ export class NvidiaSmiSampler {
       const how = r.code ?? (r.signal ? `signal ${r.signal}` : `exit code ${r.exitCode}`);
       const why = `nvidia-smi exited (${how}${stderrTail.length ? `: ${stderrTail.join(' / ')}` : ''})`;
       this.gap ??= { fromNs: this.lastRowNs ?? this.opts.now(), why };
-      if (Date.now() - startedMs >= HEALTHY_RUN_MS) this.backoffMs = this.opts.firstBackoffMs ?? 500;
+      if (Date.now() - startedMs >= HEALTHY_RUN_MS) this.backoffMs = FIRST_BACKOFF_MS;
       this.opts.log(`samples: ${why}; restarting in ${this.backoffMs} ms`);
       this.restartTimer = setTimeout(() => {
         this.restartTimer = null;
-        this.restarts++;
         this.start();
       }, this.backoffMs);
-      this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 30_000);
+      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
     });
   }
 
@@ -268,7 +264,6 @@ export class NvidiaSmiSampler {
       this.gap = null;
     }
     this.lastRowNs = recvNs;
-    this.rows++;
     return [String(recvNs), this.host, ...csvCells(this.opts.fields, values)].map(csvField).join(',') + '\n';
   }
 
