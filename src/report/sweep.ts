@@ -167,7 +167,9 @@ async function summaryOf(dir: string, reanalyze: boolean): Promise<Summary> {
   if (!existsSync(run.root)) throw new UserError(`report: ${dir} does not exist`);
   if (!run.isRunDir()) throw new UserError(`report: ${dir} is not a run directory (no manifest.json in it)`);
   if (reanalyze) return writeRunReports(dir);
-  const s = await loadSummary(dir);
+  // a run directory may have been moved or unpacked elsewhere since its summary was written
+  const loaded = await loadSummary(dir);
+  const s: Summary = { ...loaded, run: { ...loaded.run, dir: run.root } };
   if (!existsSync(run.reportHtml) || !existsSync(run.reportMd)) await writeReports(dir, s);
   return s;
 }
