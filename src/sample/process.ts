@@ -64,7 +64,7 @@ export function processTree(root: number): number[] {
 }
 
 /** One rank's tree summed. */
-export interface TreeUsage {
+interface TreeUsage {
   cpuPercent: number;
   rssBytes: number;
   nprocs: number;
@@ -153,7 +153,7 @@ export class ProcessSampler {
 }
 
 /** Sums the readings of one tree; a pid that is gone, or read while exiting (NaN fields), is left out. */
-export function sumTree(readings: ({ cpu: number; memory: number } | undefined)[]): TreeUsage {
+function sumTree(readings: ({ cpu: number; memory: number } | undefined)[]): TreeUsage {
   let cpuPercent = 0;
   let rssBytes = 0;
   let nprocs = 0;
