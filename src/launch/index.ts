@@ -268,8 +268,23 @@ function watch(server: RendezvousServer, supervisor: Supervisor, record: RunReco
     if (status.state === 'failed') supervisor.expectExit(rank, `reported a failure (${status.detail ?? 'no detail'})`);
   });
   server.on('clock', (peer, offsetNs, rttNs) => log.write(`rendezvous: rank ${peer.ranks.join(',')} clock offset ${offsetNs} ns (round trip ${rttNs} ns)`));
+  // A rank that exited 0 without entering a barrier the others wait at would leave them there until the
+  // timeout (half an hour by default): that is a failure now, whichever of the two comes first.
+  const ended = new Set<number>();
+  const checkStranded = () => {
+    for (const barrier of server.openBarriers()) {
+      const gone = [...ended].filter((r) => !barrier.entered.includes(r));
+      if (gone.length === 0) continue;
+      supervisor.fail({
+        kind: 'rank', rank: gone[0], exitCode: 1,
+        reason: `rank ${gone[0]} exited 0 without entering barrier ${barrier.name}, where ${barrier.entered.length === 1 ? 'rank' : 'ranks'} [${barrier.entered.join(', ')}] ${barrier.entered.length === 1 ? 'waits' : 'wait'}`,
+      });
+      return;
+    }
+  };
   server.on('barrier-enter', (name, ranks) => {
     for (const rank of ranks) progress.update(rank, { state: 'waiting', detail: `barrier ${name}` });
+    checkStranded();
   });
   server.on('release', (name, tNs) => {
     record.event('barrier-release', { t_ns: tNs, detail: name });
@@ -296,6 +311,11 @@ function watch(server: RendezvousServer, supervisor: Supervisor, record: RunReco
   });
   supervisor.on('exit', (exit) => {
     record.event('exit', { t_ns: exit.endedNs, rank: exit.rank, detail: describeExit(exit) });
+    // (a rank that failed is the run's failure already)
+    if (exit.exitCode === 0 && exit.spawnError === undefined) {
+      ended.add(exit.rank);
+      checkStranded();
+    }
     progress.update(exit.rank, { state: exit.stopped ? 'stopped' : exit.exitCode === 0 && exit.spawnError === undefined ? 'done' : 'failed', detail: exit.exitCode === 0 ? undefined : describeExit(exit) });
   });
   supervisor.on('failure', (failure) => {

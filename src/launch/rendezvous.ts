@@ -136,6 +136,11 @@ export class RendezvousServer extends EventEmitter<RendezvousEvents> {
     return this.everConnected.has(rank);
   }
 
+  /** Barriers some rank waits at (entered, neither released nor timed out), with the ranks in them. */
+  openBarriers(): Array<{ name: string; entered: number[] }> {
+    return [...this.barriers].filter(([, b]) => b.state === 'open').map(([name, b]) => ({ name, entered: [...b.entered].sort((x, y) => x - y) }));
+  }
+
   /** Tells every connected peer the run is being stopped; later connections hear it too. */
   abort(reason: string): void {
     if (this.abortReason !== undefined) return;

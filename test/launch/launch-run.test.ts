@@ -28,7 +28,7 @@ function setup(script: string, rendezvous: Record<string, unknown> = {}) {
   const stdout = sink();
   const stderr = sink();
   return {
-    out, stdout, stderr,
+    out, stdout, stderr, config,
     launch: (postRun: PostRunStage[] = [], more: Partial<LaunchOptions> = {}) =>
       launchRun({ config, configSource: 'test', outDir: out, argv: ['moe-run'], postRun, quiet: true, stdout: stdout.stream, stderr: stderr.stream, ...more }),
     manifest: () => JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest,
@@ -71,6 +71,20 @@ describe('launchRun', () => {
     expect(seen).toEqual(['pack:false']);
     expect(run.manifest()).toMatchObject({ status: 'failed', exit_code: 4, failure: { rank: 0, exit_code: 4 } });
     expect(run.stderr.text()).toMatch(/run failed: rank 0 exited with code 4/);
+  }, 120_000);
+
+  it('fails at once when a rank exits 0 without entering the barrier the others wait at', async () => {
+    // Only rank 0 runs the region; without this check rank 0 would wait for the barrier timeout (here 300 s).
+    const run = setup('import os, work\nif os.environ["RANK"] == "0":\n    work.region()\n', { timeout_s: 300 });
+    const dir = join(run.out, '..');
+    writeFileSync(join(dir, 'work.py'), 'def region():\n    pass\n');
+    const code = await run.launch([], {
+      config: runConfigSchema.parse({
+        ...JSON.parse(JSON.stringify(run.config)), profile: { enabled: false, region: 'work:region' }, env: { PYTHONPATH: dir },
+      }),
+    });
+    expect(code).toBe(1);
+    expect(run.manifest().failure?.reason).toBe('rank 1 exited 0 without entering barrier start, where rank [0] waits');
   }, 120_000);
 
   it('does not start the ranks when a stopping signal comes during the setup', async () => {
