@@ -1,12 +1,14 @@
 // One merge, measured in its own process (so peak RSS is the merge's alone), for bench/merge.ts:
-//   node dist/bench/merge-child.js stream|json-parse RUN_DIR
-// prints {"seconds", "cpuSeconds", "maxRssMB", "inputBytes", "events"} or {"error"} as JSON.
+//   node dist/bench/merge-child.js stream|json-parse RUN_DIR gz|plain
+// prints {"seconds", "cpuSeconds", "maxRssMB", "inputBytes", "events"} or {"error"} as JSON. With
+// plain output (no gzip) the process's CPU time is the merge's own work: one core's throughput.
 //
 // json-parse is the baseline a straightforward merge would be: read each rank's file whole, JSON.parse
 // it, apply the same remapping (pids, string tids, flow and correlation ids, ts shift) to the objects,
 // JSON.stringify each event into the same gzip writer. (Its ts shift is double arithmetic: not exact
 // to the ns; it is here for speed and memory only.)
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunDir, type RankInfo } from '../src/run-dir.js';
 import { mergeRunDir } from '../src/trace/merge.js';
@@ -14,11 +16,11 @@ import { TimelineWriter } from '../src/trace/writer.js';
 
 type Ev = Record<string, unknown> & { args?: Record<string, unknown> };
 
-async function jsonParseMerge(dir: string): Promise<{ inputBytes: number; events: number }> {
+async function jsonParseMerge(dir: string, out: string): Promise<{ inputBytes: number; events: number }> {
   const rd = new RunDir(dir);
   const manifest = await rd.readManifest();
   const zero = Number(BigInt(manifest.rendezvous!.releases.start) / 1000n);
-  const w = TimelineWriter.open(`${rd.timeline}.json-parse.gz`);
+  const w = TimelineWriter.open(out);
   let inputBytes = 0;
   let nextPid = 2;
   for (const rank of await rd.ranks()) {
@@ -51,12 +53,14 @@ async function jsonParseMerge(dir: string): Promise<{ inputBytes: number; events
   return { inputBytes, events: w.count };
 }
 
-async function main(mode: string, dir: string): Promise<void> {
+async function main(mode: string, dir: string, output: string): Promise<void> {
+  const out = join(dir, `timeline.${mode}.json${output === 'gz' ? '.gz' : ''}`);
   const t0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
   try {
-    const r = mode === 'stream' ? await mergeRunDir(dir) : await jsonParseMerge(dir);
+    const r = mode === 'stream' ? await mergeRunDir(dir, { out }) : await jsonParseMerge(dir, out);
     const cpu = process.cpuUsage(c0);
+    await rm(out, { force: true });
     console.log(JSON.stringify({
       seconds: Number(process.hrtime.bigint() - t0) / 1e9,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
@@ -70,5 +74,5 @@ async function main(mode: string, dir: string): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await main(process.argv[2], process.argv[3]);
+  await main(process.argv[2], process.argv[3], process.argv[4]);
 }

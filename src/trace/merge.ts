@@ -48,6 +48,8 @@ export interface MergeResult {
 
 export interface MergeOptions extends WriterOptions {
   log?: Log;
+  /** mergeRunDir: write here instead of <dir>/timeline.json.gz (plain JSON unless it ends in .gz) */
+  out?: string;
 }
 
 interface Input {
@@ -276,7 +278,7 @@ export async function mergeRunDir(dir: string, opts: MergeOptions | Log = {}): P
     }
   }
   for (const inp of inputs) if (inp.probe) warnings.push(...inp.probe.warnings.filter((x) => !warnings.includes(x)));
-  return writeTimeline(inputs, rd.timeline, zero, o, {
+  return writeTimeline(inputs, o.out ?? rd.timeline, zero, o, {
     run: { dir: rd.root, manifest },
     zeroSource: release ? 'rendezvous release of barrier "start"' : 'earliest event with absolute time (no barrier release recorded)',
     warnings: dedupe(warnings),

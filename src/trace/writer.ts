@@ -136,7 +136,7 @@ export class TimelineWriter {
  */
 export function copyBytes(dst: Uint8Array, pos: number, src: Uint8Array, s: number, e: number): number {
   const n = e - s;
-  if (n < 64) {
+  if (n < 40) {
     for (let k = 0; k < n; k++) dst[pos + k] = src[s + k];
   } else dst.set(src.subarray(s, e), pos);
   return pos + n;
