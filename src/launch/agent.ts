@@ -9,7 +9,7 @@
 // start/end, samples) on the reference clock, and its loss tells node 0 that the node is gone. A rank
 // whose agent dies is stopped twice over: node 0 aborts every rank's connection (the bootstrap exits on
 // abort or a lost connection), and the agent's last act is to kill its process groups.
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { RunConfig } from '../config/schema.js';
@@ -20,6 +20,7 @@ import { RunDir } from '../run-dir.js';
 import { sendArtifacts } from './artifacts.js';
 import { RendezvousClient } from './client.js';
 import { ReferenceClock } from './clock.js';
+import { LauncherLog } from './record.js';
 import type { AgentMessage, ClientMessage, ServerMessage } from './protocol.js';
 import { resolveJoinToken, type NodePlacement } from './slurm.js';
 import { Supervisor, describeExit, type RankExit, type Tee } from './supervisor.js';
@@ -34,6 +35,8 @@ export interface AgentOptions {
   tee: Tee;
   /** console output (rank lines per --tee, and the agent's own messages) */
   print: (line: string) => void;
+  /** the node's result, printed even with --quiet */
+  result: (line: string) => void;
   /** as LaunchOptions.startSamplers (tests) */
   startSamplers?: (ctx: SamplerContext) => Promise<Samplers>;
 }
@@ -80,8 +83,9 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     : `${resolve(opts.outDir ?? join(config.output.dir, basename(welcome.run)))}-node${node}`);
   const ownFolder = !shared && !existsSync(runDir.root);
   await runDir.create();
-  const logFile = createWriteStream(shared ? runDir.nodeLauncherLog(node) : runDir.launcherLog, { flags: 'a' });
-  const log = (line: string) => logFile.write(`${new Date().toISOString()} node ${node}: ${line}\n`);
+  // (lines written once the log has been sent to node 0 are dropped: LauncherLog ignores them)
+  const launcherLog = new LauncherLog(shared ? runDir.nodeLauncherLog(node) : runDir.launcherLog);
+  const log = (line: string) => launcherLog.write(`node ${node}: ${line}`);
   log(`joined node 0 at ${rdzv.host}:${rdzv.port}; run ${welcome.run}; clock offset ${offsetNs} ns (round trip ${rttNs} ns)`);
 
   const facts = await gatherFacts(config, {
@@ -148,25 +152,31 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
 
   // The artifacts go before "done": node 0 takes "done" to mean this node's results are in place.
   let exitCode = supervisor.failure?.exitCode ?? (failed.length > 0 ? 1 : 0);
+  let kept = !shared;
   if (!shared && !node0Gone) {
+    launcherLog.close();
     try {
-      logFile.end();
       const sent = await sendArtifacts({
         host: rdzv.host, port: welcome.artifacts_port!, token, node, root: runDir.root, ranks,
       });
       opts.print(`moe-run: node ${node}: sent ${sent.files} files (${sent.bytes} bytes) to node 0`);
-      if (ownFolder) await rm(runDir.root, { recursive: true, force: true });
+      if (ownFolder) {
+        await rm(runDir.root, { recursive: true, force: true });
+        kept = false;
+      }
     } catch (err) {
-      opts.print(`moe-run: node ${node}: ${(err as Error).message}; this node's results stay in ${runDir.root}`);
+      opts.result(`moe-run: node ${node}: ${(err as Error).message}`);
       exitCode ||= 1;
     }
-  } else {
-    logFile.end();
   }
   finished = true;
   client.send({ type: 'status', state: 'done', detail: failed.length === 0 ? 'all ranks ok' : `${failed.length} rank(s) failed` });
   client.close();
   await listening;
+  const outcome = supervisor.failure ? `stopped: ${supervisor.failure.reason}` : exitCode === 0 ? 'ok' : 'failed';
+  log(`result: ${outcome}`);
+  launcherLog.close();
+  opts.result(`moe-run: node ${node}: ${outcome}; ${kept ? `its ranks' output is in ${runDir.root}` : 'the run directory is on node 0'}`);
   return exitCode;
 }
 

@@ -8,6 +8,7 @@
 // launchRun passes every failure to the supervisor (local ranks) and to the rendezvous (abort to every
 // rank and agent), so one failure anywhere stops every rank on every node.
 import { EventEmitter } from 'node:events';
+import { UserError } from '../errors.js';
 import type { RunConfig } from '../config/schema.js';
 import { freePort, maskEnv, planRun, type NodeFacts } from '../plan/index.js';
 import type { RankRecord, RunDir } from '../run-dir.js';
@@ -222,6 +223,22 @@ export class NodeZero {
     // complete before the rendezvous listens: an agent may be waiting to join already
     Object.assign(zero.welcome, { run: runDir.root, master_port: masterPort, ...(receiver ? { artifacts_port: receiver.port } : {}) });
     return zero;
+  }
+
+  /** server.listen(), with what to do about a busy port when several nodes share it. */
+  async listen(server: RendezvousServer): Promise<{ host: string; port: number }> {
+    try {
+      return await server.listen();
+    } catch (err) {
+      if (err instanceof UserError && / is busy: /.test(err.message)) {
+        const source = this.placement.source === 'slurm' && this.placement.jobId !== undefined
+          ? `, derived from Slurm job ${this.placement.jobId}` : '';
+        throw new UserError(
+          `rendezvous port ${this.port} on ${this.bind} is busy${source}: give every node --rdzv ${this.placement.rdzv!.host}:PORT with a free PORT`,
+        );
+      }
+      throw err;
+    }
   }
 
   /** The rendezvous port on node 0 (the same number on every node). */

@@ -84,7 +84,8 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   if (placement !== undefined && placement.nodeRank > 0) {
     return runAgent({
       config, placement, outDir: opts.outDir, tee: opts.quiet ? 'none' : opts.tee ?? config.launch.tee,
-      print: (line) => { if (!opts.quiet) stderr.write(line + '\n'); }, startSamplers: opts.startSamplers,
+      print: (line) => { if (!opts.quiet) stderr.write(line + '\n'); }, result: (line) => stderr.write(line + '\n'),
+      startSamplers: opts.startSamplers,
     });
   }
   const nnodes = placement?.nnodes ?? 1;
@@ -142,7 +143,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
       clock,
       log: (line) => log.write(line),
     });
-    const address = await server.listen();
+    const address = zero ? await zero.listen(server) : await server.listen();
     const rdzvHost = placement?.rdzv?.host ?? config.rendezvous.host;
     record.manifest.rendezvous = {
       host: rdzvHost, port: address.port, releases: server.releases, clock_offsets: server.clockOffsets,

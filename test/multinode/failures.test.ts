@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +100,34 @@ describe('failures across two nodes', () => {
     expect(m.ranks.map((r) => [r.rank, r.status])).toEqual([[0, 'stopped'], [1, 'stopped'], [2, 'not-started'], [3, 'not-started']]);
     expect(processesWithEnv(run.marker)).toEqual([]);
   }, 120_000);
+
+  it('node 0 dying stops the ranks of every node; the agent keeps its folder and says why', async () => {
+    const run = await setup('import time\nprint("ready", flush=True)\ntime.sleep(120)\n');
+    const node0 = run.start(0);
+    const node1 = run.start(1);
+    const ready = () => (node0.output().match(/ready/g) ?? []).length === 2 && (node1.output().match(/ready/g) ?? []).length === 2;
+    expect(await waitUntil(ready, 60_000), node0.output() + node1.output()).toBe(true);
+    node0.signal('SIGKILL');
+    expect(await node1.exit).not.toBe(0);
+    expect(node1.output()).toMatch(/lost the connection to node 0/);
+    // node 0's own ranks lost their rendezvous with it, and exit on their own
+    expect(await waitUntil(() => processesWithEnv(run.marker).length === 0, 30_000), `left: ${processesWithEnv(run.marker)}`).toBe(true);
+    expect(existsSync(join(`${run.out}-node1`, 'rank-2', 'stdout.log'))).toBe(true);
+  }, 120_000);
+
+  it('a busy rendezvous port is one line naming the port and what to do', async () => {
+    const run = await setup('print("never")\n');
+    const port = await freePort('127.0.0.1');
+    const squatter = createServer().listen(port, '127.0.0.1');
+    try {
+      const node0 = launcher(['--config', join(run.dir, 'run.yaml'), '--out', run.out, '--nnodes', '2', '--node-rank', '0',
+        '--rdzv', `127.0.0.1:${port}`], 'a-token-for-this-test');
+      expect(await node0.exit).toBe(2);
+      expect(node0.output()).toMatch(new RegExp(`^moe-run: rendezvous port ${port} on 127\\.0\\.0\\.1 is busy: give every node --rdzv 127\\.0\\.0\\.1:PORT with a free PORT$`, 'm'));
+    } finally {
+      squatter.close();
+    }
+  }, 60_000);
 
   it('SIGUSR1 reaches every rank on every node; SIGTERM (preemption) then stops them all', async () => {
     const run = await setup([
