@@ -8,6 +8,9 @@ import { ProcessSampler } from './process.js';
 
 export { collectHostInventory } from './host.js';
 
+/** How long startSamplers waits for nvidia-smi's first row. */
+const FIRST_ROW_WAIT_MS = 10_000;
+
 export interface SamplerOptions {
   runDir: RunDir;
   sampling: RunConfig['sampling'];
@@ -31,7 +34,8 @@ export interface Samplers {
 /**
  * Starts the nvidia-smi and process samplers as the config's `sampling` section asks, writing
  * samples/nvidia-smi.csv, samples/process.csv and samples/gpu-topology.txt. Resolves once they run:
- * nvidia-smi has been probed for its fields (a second or so), the process sampler has started.
+ * nvidia-smi has been probed for its fields and its first row has arrived (a second or so), the
+ * process sampler has started.
  */
 export async function startSamplers(opts: SamplerOptions): Promise<Samplers> {
   const { runDir, sampling, log } = opts;
@@ -78,5 +82,10 @@ async function startNvidiaSmi(opts: SamplerOptions, note: (line: string) => void
     csvPath: runDir.nvidiaSmiCsv, now: opts.now, log: opts.log, note,
   });
   sampler.start();
+  // the ranks start once GPU rows flow, so that the timeline has them from its beginning; a slow
+  // nvidia-smi delays the run by at most FIRST_ROW_WAIT_MS
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([sampler.started, new Promise((resolve) => (timer = setTimeout(resolve, FIRST_ROW_WAIT_MS)))]);
+  clearTimeout(timer);
   return sampler;
 }

@@ -207,6 +207,11 @@ export class NvidiaSmiSampler {
   /** since when there are no samples, and why; set when nvidia-smi exits, cleared by the next row */
   private gap: { fromNs: bigint; why: string } | null = null;
   private badLines = 0;
+  private markStarted!: () => void;
+  /** Resolves at the first row, or when the first nvidia-smi exits without one: sampling is under way. */
+  readonly started = new Promise<void>((resolve) => {
+    this.markStarted = resolve;
+  });
 
   constructor(private readonly opts: NvidiaSmiSamplerOptions) {
     this.units = opts.fields.map(() => undefined);
@@ -237,6 +242,7 @@ export class NvidiaSmiSampler {
     });
     this.exited = child.then((r) => {
       this.child = null;
+      this.markStarted();
       if (this.stopping) return;
       const how = r.code ?? (r.signal ? `signal ${r.signal}` : `exit code ${r.exitCode}`);
       const why = `nvidia-smi exited (${how}${stderrTail.length ? `: ${stderrTail.join(' / ')}` : ''})`;
@@ -264,6 +270,7 @@ export class NvidiaSmiSampler {
       this.gap = null;
     }
     this.lastRowNs = recvNs;
+    this.markStarted();
     return [String(recvNs), this.host, ...csvCells(this.opts.fields, values)].map(csvField).join(',') + '\n';
   }
 
