@@ -20,7 +20,7 @@ import type { BenchResult } from './types.js';
 
 const INTERVAL_MS = 100;
 const RANKS = 4;
-const SECONDS = Number(process.env.MOE_RUN_BENCH_SAMPLERS_S ?? 15);
+const SECONDS = Number(process.env.MOE_RUN_BENCH_SAMPLERS_S ?? 20);
 
 type Mode = 'both' | 'nvidia-smi' | 'process' | 'timer';
 interface ChildReport { cpuMs: number; wallMs: number; setupCpuMs: number; gpuRows: number; processRows: number }

@@ -1,6 +1,6 @@
 // The nvidia-smi sampler through startSamplers, with the fake nvidia-smi (test/fixtures/fake-nvidia-smi,
 // replaying ../shared captures) first on PATH: real child processes, real pipes, real restarts.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -100,9 +100,11 @@ describe('nvidia-smi sampler', () => {
 
   it('restarts nvidia-smi when it exits during the run and notes the gap', async () => {
     process.env.FAKE_NVIDIA_SMI_EXIT_AFTER = '5';
+    const fdsBefore = readdirSync('/proc/self/fd').length;
     const s = await start();
     await waitFor(async () => (await lineCount(runDir.nvidiaSmiCsv)) > 11, 'rows from a third nvidia-smi');
     await s.stop();
+    expect(readdirSync('/proc/self/fd').length - fdsBefore).toBeLessThan(5); // each nvidia-smi's pipes closed
     const gaps = s.notes.filter((n) => /restarted; no GPU samples from/.test(n))
       .map((n) => /from (\d+) to (\d+) ns/.exec(n)!.slice(1).map(BigInt));
     expect(gaps.length).toBeGreaterThanOrEqual(2);
