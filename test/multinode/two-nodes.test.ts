@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,8 +88,11 @@ describe('two launchers on loopback, 2 ranks each', () => {
       const ranks = new Set(readFileSync(join(out, 'samples', 'process.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[1]));
       expect([...ranks].sort()).toEqual(['0', '1', '2', '3']);
     }
-    // one timeline and one report over all four ranks, when those stages ran
-    if (existsSync(join(out, 'report.md'))) expect(await readFile(join(out, 'report.md'), 'utf8')).toMatch(/rank 3|\b4 ranks?\b/i);
+    // one timeline and one report over all four ranks
+    const timeline = JSON.parse(gunzipSync(await readFile(join(out, 'timeline.json.gz'))).toString()) as { traceEvents: Array<{ ph: string; name: string; args?: { name?: string } }> };
+    const processes = timeline.traceEvents.filter((e) => e.ph === 'M' && e.name === 'process_name').map((e) => e.args?.name ?? '');
+    expect(processes.filter((n) => /^rank [0-3] · CPU/.test(n))).toHaveLength(4);
+    expect(await readFile(join(out, 'report.md'), 'utf8')).toMatch(/rank 3/);
     expect(processesWithEnv(marker)).toEqual([]);
   });
 
