@@ -64,6 +64,7 @@ export interface SupervisorEvents {
 }
 
 const TAIL_LINES = 20;
+const EXPECT_EXIT_GRACE_PERIODS = 3;
 const MAX_CONSOLE_LINE = 4096;
 
 interface Running {
@@ -142,15 +143,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * The rank said it failed, or let go of the rendezvous, so it should be exiting: if it is still running
-   * after the grace period (a hung teardown, e.g. NCCL's after an exception), that is the failure.
+   * well after that (a hung teardown, e.g. NCCL's after an exception), that is the failure. "Well after":
+   * a few grace periods, because tearing down a Python with torch loaded takes seconds on a busy machine,
+   * and the rank's own exit status is the better root cause whenever it comes.
    */
   expectExit(rank: number, why: string): void {
     const r = this.running.find((x) => x.plan.rank === rank);
     if (r === undefined || r.exited) return;
+    const waitS = Number((EXPECT_EXIT_GRACE_PERIODS * this.opts.graceS).toFixed(1));
     const timer = setTimeout(() => {
       if (r.exited || r.stopping) return;
-      this.fail({ kind: 'rank', rank, pid: r.pid, reason: `rank ${rank} ${why} but was still running ${this.opts.graceS} s later`, exitCode: 1, stderrTail: r.stderr.tail() });
-    }, this.opts.graceS * 1000);
+      this.fail({ kind: 'rank', rank, pid: r.pid, reason: `rank ${rank} ${why} but was still running ${waitS} s later`, exitCode: 1, stderrTail: r.stderr.tail() });
+    }, waitS * 1000);
     timer.unref();
   }
 

@@ -22,7 +22,7 @@ function setup(script: string, rendezvous: Record<string, unknown> = {}) {
   const config = runConfigSchema.parse({
     name: 'lr', gpus: 2, python: '/usr/bin/python3',
     workload: { kind: 'command', argv: [join(dir, 'rank.py')] },
-    profile: { enabled: false }, sampling: { enabled: false }, rendezvous, launch: { grace_s: 2 },
+    profile: { enabled: false }, sampling: { enabled: false }, rendezvous, launch: { grace_s: 5 },
   });
   const out = join(dir, 'run');
   const stdout = sink();

@@ -116,13 +116,13 @@ describe('Supervisor', () => {
   });
 
   it('fails a rank that said it failed but is still running after the grace period', async () => {
-    const { sup, console, marker } = gang(['print("ready", flush=True)\nimport time; time.sleep(60)', 'import time; time.sleep(1)'], { graceS: 0.3 });
+    const { sup, console, marker } = gang(['print("ready", flush=True)\nimport time; time.sleep(60)', 'import time; time.sleep(0.5)'], { graceS: 0.3 });
     const done = sup.run();
     await waitUntil(() => console.length === 1);
     sup.expectExit(0, 'reported a failure (RuntimeError: NCCL error)');
     sup.expectExit(1, 'reported a failure (it exits in time)');
     const exits = await done;
-    expect(sup.failure).toMatchObject({ rank: 0, exitCode: 1, reason: 'rank 0 reported a failure (RuntimeError: NCCL error) but was still running 0.3 s later' });
+    expect(sup.failure).toMatchObject({ rank: 0, exitCode: 1, reason: 'rank 0 reported a failure (RuntimeError: NCCL error) but was still running 0.9 s later' });
     expect(exits[0].stopped).toBe(true);
     expect(processesWithEnv(marker)).toEqual([]);
   });
