@@ -13,7 +13,7 @@ import {
   alignAbsolute, alignFirstEvent, alignFromAnchors, alignProfilerStart, clockOffsetOf, START_MARKER, type Alignment,
 } from './align.js';
 import { writeGpuCounters, writeLauncherEvents, writeProcessCounters } from './counters.js';
-import { absoluteNs, scanTrace, type TraceMeta } from './reader.js';
+import { absoluteNs, scanTrace, TraceFormatError, type TraceMeta } from './reader.js';
 import { PidAllocator, RankRemap } from './remap.js';
 import { fromNs, parseUsBytes, toNs, type UsNs } from './time.js';
 import { TimelineWriter, type WriterOptions } from './writer.js';
@@ -62,6 +62,8 @@ interface Input {
   clockOffsetNs: bigint;
   probe?: Probe;
   alignment?: Alignment;
+  /** why the trace was left out (unreadable) */
+  dropped?: string;
 }
 
 /** What a first, output-less pass over a trace tells: metadata, earliest event, the start marker. */
@@ -95,8 +97,17 @@ async function probeTrace(path: string): Promise<Probe> {
   return { meta, warnings, minNs: min ? toNs(min) : null, markerNs: marker ? toNs(marker) : null };
 }
 
+/** The input's probe; an unreadable trace is dropped from the merge (path null) with a warning. */
 async function probed(inp: Input): Promise<Probe | undefined> {
-  if (inp.path && !inp.probe) inp.probe = await probeTrace(inp.path);
+  if (inp.path && !inp.probe) {
+    try {
+      inp.probe = await probeTrace(inp.path);
+    } catch (e) {
+      if (!(e instanceof TraceFormatError)) throw e;
+      inp.dropped = `rank ${inp.rank}: ${e.message}: left out`;
+      inp.path = null;
+    }
+  }
   return inp.probe;
 }
 
@@ -114,8 +125,8 @@ async function alignInputs(inputs: Input[], zero: bigint | null): Promise<bigint
       }
     }
   }
+  for (const inp of inputs.filter((i) => i.path && !i.alignment)) await probed(inp);
   const rest = inputs.filter((i) => i.path && !i.alignment);
-  for (const inp of rest) await probed(inp);
   if (zero === null) {
     let earliest: bigint | null = null;
     for (const inp of rest) {
@@ -163,10 +174,15 @@ async function writeTimeline(
       let meta: TraceMeta | null = null;
       if (inp.path) {
         log(`merge: rank ${inp.rank} ← ${inp.path} (${inp.alignment?.method})`);
-        const res = await scanTrace(inp.path, (v) => rm.write(v, w), () => w.drain());
-        meta = res.meta;
-        inputBytes += meta.bytes;
-        for (const line of res.warnings) if (!warnings.includes(line)) warnings.push(line);
+        try {
+          const res = await scanTrace(inp.path, (v) => rm.write(v, w), () => w.drain());
+          meta = res.meta;
+          inputBytes += meta.bytes;
+          for (const line of res.warnings) if (!warnings.includes(line)) warnings.push(line);
+        } catch (e) {
+          if (!(e instanceof TraceFormatError)) throw e;
+          warnings.push(`rank ${inp.rank}: ${e.message}: left out`);
+        }
         if (rm.badTs > 0) warnings.push(`${inp.path}: ${rm.badTs} events with an unreadable ts were kept unshifted`);
       }
       ranks.push({
@@ -277,7 +293,10 @@ export async function mergeRunDir(dir: string, opts: MergeOptions | Log = {}): P
       warnings.push(`rank ${inp.rank}: aligned by ${inp.alignment.method} (${inp.alignment.detail}), not by its rank.json anchors`);
     }
   }
-  for (const inp of inputs) if (inp.probe) warnings.push(...inp.probe.warnings.filter((x) => !warnings.includes(x)));
+  for (const inp of inputs) {
+    if (inp.probe) warnings.push(...inp.probe.warnings.filter((x) => !warnings.includes(x)));
+    if (inp.dropped) warnings.push(inp.dropped);
+  }
   return writeTimeline(inputs, o.out ?? rd.timeline, zero, o, {
     run: { dir: rd.root, manifest },
     zeroSource: release ? 'rendezvous release of barrier "start"' : 'earliest event with absolute time (no barrier release recorded)',
@@ -305,7 +324,13 @@ export async function mergeTraceFiles(files: string[], out: string, opts: MergeO
   const taken = new Set<number>();
   const warnings: string[] = [];
   const probes: Probe[] = [];
-  for (const path of files) probes.push(await probeTrace(path));
+  for (const path of files) {
+    try {
+      probes.push(await probeTrace(path));
+    } catch (e) {
+      throw e instanceof TraceFormatError ? new UserError(`merge: ${e.message}`) : e;
+    }
+  }
   const wanted = files.map((path, i) => {
     const fromInfo = probes[i].meta.rank;
     const fromName = rankFromFileName(path);

@@ -77,6 +77,17 @@ export interface TraceReader {
   events(): AsyncIterable<TraceEvent>;
 }
 
+/** The file is not a trace: its JSON is invalid at `offset`, before any event. */
+export class TraceFormatError extends Error {
+  constructor(
+    readonly path: string,
+    readonly offset: number,
+    readonly reason: string,
+  ) {
+    super(`${path}: not a readable trace: invalid JSON at byte ${offset} (${reason})`);
+  }
+}
+
 export interface ScanResult {
   meta: TraceMeta;
   warnings: string[];
@@ -147,18 +158,25 @@ function fillMeta(meta: TraceMeta, raw: RawMeta, scanner: TraceScanner): void {
  */
 async function* feedFile(path: string, meta: TraceMeta, warnings: string[], scanner: TraceScanner): AsyncGenerator<void> {
   let stopped: string | null = null;
+  let broken: TraceSyntaxError | null = null;
   try {
     for await (const chunk of fileChunks(path, meta.gzip)) {
       scanner.feed(chunk);
       yield;
     }
   } catch (e) {
-    if (e instanceof TraceSyntaxError) throw new Error(`${path}: invalid trace JSON at byte ${e.offset}: ${e.message}`);
-    if (!isZlibError(e)) throw e;
-    stopped = (e as Error).message; // gzip cut short: keep what was decompressed
+    if (e instanceof TraceSyntaxError) {
+      // not a trace at all, or one whose JSON breaks part way (keep what came before, as for truncation)
+      if (scanner.eventCount === 0) throw new TraceFormatError(path, e.offset, e.message);
+      broken = e;
+    } else if (isZlibError(e)) stopped = (e as Error).message; // gzip cut short: keep what was decompressed
+    else throw e;
   }
   fillMeta(meta, scanner.meta, scanner);
-  if (!scanner.complete) {
+  if (broken) {
+    meta.truncated = true;
+    warnings.push(`${path}: invalid JSON at byte ${broken.offset} (${broken.message}); kept the ${scanner.eventCount} complete events before it`);
+  } else if (!scanner.complete) {
     meta.truncated = true;
     const where = scanner.inEvents ? 'inside traceEvents' : 'outside traceEvents';
     const gz = stopped ? ` (gzip: ${stopped})` : '';

@@ -168,9 +168,10 @@ const K_BIND_ID = Buffer.from('bind_id');
 
 /**
  * Indexes the object starting at buf[i] (`{`) into view: level 0 = the event, level 1 = its args.
- * Returns the index just past the object, -1 if it does not end before lim.
+ * Returns the index just past the object, -1 if it does not end before lim. `base`: stream offset of
+ * buf[0], for error messages.
  */
-function indexObject(buf: Buffer, i: number, lim: number, v: EventView, level: number): number {
+function indexObject(buf: Buffer, i: number, lim: number, v: EventView, level: number, base: number): number {
   i++;
   for (;;) {
     while (i < lim && isWs(buf[i])) i++;
@@ -181,7 +182,7 @@ function indexObject(buf: Buffer, i: number, lim: number, v: EventView, level: n
       i++;
       continue;
     }
-    if (c !== QUOTE) throw new TraceSyntaxError(`expected a key, found '${String.fromCharCode(c)}'`, i);
+    if (c !== QUOTE) throw new TraceSyntaxError(`expected a key, found '${String.fromCharCode(c)}'`, base + i);
     const ke = stringEnd(buf, i, lim);
     if (ke < 0) return -1;
     const ks = i + 1;
@@ -189,14 +190,14 @@ function indexObject(buf: Buffer, i: number, lim: number, v: EventView, level: n
     i = ke;
     while (i < lim && isWs(buf[i])) i++;
     if (i >= lim) return -1;
-    if (buf[i] !== COLON) throw new TraceSyntaxError(`expected ':' after a key`, i);
+    if (buf[i] !== COLON) throw new TraceSyntaxError(`expected ':' after a key`, base + i);
     i++;
     while (i < lim && isWs(buf[i])) i++;
     if (i >= lim) return -1;
     const vs = i;
     let ve: number;
     if (level === 0 && klen === 4 && buf[ks] === 0x61 /* args */ && buf[ks + 1] === 0x72 && buf[ks + 2] === 0x67 && buf[ks + 3] === 0x73 && buf[vs] === LBRACE) {
-      ve = indexObject(buf, vs, lim, v, 1);
+      ve = indexObject(buf, vs, lim, v, 1, base);
       if (ve < 0) return -1;
       v.argsS = vs;
       v.argsE = ve;
@@ -306,7 +307,7 @@ export class TraceScanner {
           if (c === LBRACE) {
             const v = this.view;
             v.reset(buf, i);
-            const e = indexObject(buf, i, n, v, 0);
+            const e = indexObject(buf, i, n, v, 0, base);
             if (e < 0) return this.suspend(buf, i, base);
             this.emit(v, e, base);
             i = e;
@@ -391,7 +392,7 @@ export class TraceScanner {
     if (this.state === State.Events) {
       const v = this.view;
       v.reset(buf, s);
-      if (indexObject(buf, s, e, v, 0) !== e) throw new TraceSyntaxError('malformed event', base + s);
+      if (indexObject(buf, s, e, v, 0, base) !== e) throw new TraceSyntaxError('malformed event', base + s);
       this.emit(v, e, base);
     } else {
       this.meta.keys.set(this.key, buf.toString('utf8', s, e));

@@ -2,11 +2,12 @@
 // plain whole-file parsing: each input event appears exactly once (per rank and phase), no pid or
 // flow/correlation id is shared between ranks, the output passes a strict Trace Event Format check,
 // and every timestamp equals the input's exact decimal plus the shift the test computes itself.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rankFromFileName } from '../../src/trace/merge.js';
+import { UserError } from '../../src/errors.js';
+import { mergeTraceFiles, rankFromFileName } from '../../src/trace/merge.js';
 import { checkMerge } from './check-merge.js';
 import { REAL } from './tef.js';
 
@@ -70,5 +71,15 @@ describe('rank from a file name', () => {
     ['cranky2.json', null],
   ])('%s → %s', (name, rank) => {
     expect(rankFromFileName(`/x/${name}`)).toBe(rank);
+  });
+});
+
+describe('mergeTraceFiles refuses what is not a trace', () => {
+  it('in one line naming the file and the byte', async () => {
+    const csv = join(dir, 'samples.csv');
+    await writeFile(csv, 'recv_ns,rank\n1,0\n');
+    const merge = mergeTraceFiles([REAL.cpuOnly, csv], join(dir, 'never.json.gz'));
+    await expect(merge).rejects.toThrow(UserError);
+    await expect(merge).rejects.toThrow(`merge: ${csv}: not a readable trace: invalid JSON at byte 0 (not a JSON trace: expected { or [)`);
   });
 });

@@ -2,7 +2,7 @@
 // sampled rank-0/1 pair), rank.json anchors, the rendezvous' clock offsets, nvidia-smi rows replayed
 // from a real H200 capture, process samples and launcher events. Every expected time is computed
 // here with BigInt from the inputs.
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
 import { RunDir, type Manifest, type RankInfo } from '../../src/run-dir.js';
 import { mergeRunDir } from '../../src/trace/merge.js';
-import { countBy, fromInput, loadWhole, rawTs, REAL, REPO, usToNs, validateTimeline, type Ev } from './tef.js';
+import { countBy, fromInput, loadWhole, rawTs, readText, REAL, REPO, usToNs, validateTimeline, type Ev } from './tef.js';
 
 const HOST = 'node-a';
 const RELEASE = 1682725898000000000n; // the start barrier's release, reference clock
@@ -184,5 +184,27 @@ describe('mergeRunDir', () => {
   it('refuses a folder that is not a run directory, in one line', async () => {
     await expect(mergeRunDir(root)).rejects.toThrow(UserError);
     await expect(mergeRunDir(root)).rejects.toThrow(/not a run directory \(no manifest\.json\)/);
+  });
+});
+
+describe('mergeRunDir with a broken trace', () => {
+  it('keeps the events before the break, says where it is, and merges the other ranks', async () => {
+    const copy = join(root, 'broken');
+    await cp(dir, copy, { recursive: true });
+    const rd = new RunDir(copy);
+    const trace = (await rd.traceFile(1))!;
+    const text = readText(trace);
+    // garbage between two events half way through (the events are one-line `{"ph": …}` objects)
+    const at = text.indexOf(', {"ph"', Math.floor(text.length / 2)) + 2;
+    await unlink(trace);
+    await writeFile(trace.replace(/\.gz$/, ''), `${text.slice(0, at)}garbage, ${text.slice(at)}`);
+    const r = await mergeRunDir(copy);
+    expect(r.warnings.join('\n')).toMatch(new RegExp(`rank-1/.*: invalid JSON at byte ${at} \\(unexpected 'g' in traceEvents\\); kept the \\d+ complete events before it`));
+    const { doc, events } = loadWhole(r.out);
+    expect(validateTimeline(doc)).toEqual([]);
+    const names = new Map(events.filter((e) => e.name === 'process_name').map((e) => [e.pid, e.args.name as string]));
+    const kept = events.filter((e) => fromInput(e) && names.get(e.pid)?.startsWith('rank 1 '));
+    expect(kept.length).toBe(text.slice(0, at).split('{"ph"').length - 1);
+    expect(events.filter((e) => fromInput(e) && names.get(e.pid)?.startsWith('rank 0 ')).length).toBe(loadWhole(REAL.rank0).events.length);
   });
 });
