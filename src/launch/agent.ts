@@ -6,9 +6,9 @@
 // rendezvous (MOE_RUN_RDZV points there), so the start barrier spans all ranks of all nodes and each rank
 // measures its own clock offset against the reference clock directly: no offset is composed, nothing is
 // relayed. The agent's own connection speaks for the node: its offset puts the agent's timestamps (rank
-// start/end, samples) on the reference clock, and its loss tells node 0 that the node is gone. A rank
-// whose agent dies is stopped twice over: node 0 aborts every rank's connection (the bootstrap exits on
-// abort or a lost connection), and the agent's last act is to kill its process groups.
+// start/end, samples) on the reference clock, and its loss tells node 0 that the node is gone. An agent
+// killed outright can do nothing for its ranks; node 0 does: losing the agent, it aborts every rank's
+// connection, and the bootstrap exits on an abort or a lost connection (patches/moe_run_bootstrap.py).
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -72,16 +72,27 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     client.close();
     throw new UserError('node 0 did not say which run to join: is node 0 running the same moe-run version?');
   }
-  const { offsetNs, rttNs } = await client.syncClock(16);
+  let clockEstimate: { offsetNs: bigint; rttNs: bigint };
+  try {
+    clockEstimate = await client.syncClock(16);
+  } catch (err) {
+    client.close();
+    throw new UserError(`node ${node}: node 0 stopped before this node could start: ${(err as Error).message}`);
+  }
+  const { offsetNs, rttNs } = clockEstimate;
   const reference = () => (clock.nowNs() + offsetNs).toString();
 
   // Shared output: write into node 0's run directory in place. Otherwise a folder of this node's own,
   // "<run>-node<N>" next to where the run directory would be (srun gives every node the same --out),
-  // sent to node 0 at the end and removed once node 0 has it, unless it existed before.
+  // sent to node 0 at the end and removed once node 0 has it. One left by an earlier run would mix its
+  // files into this one's, so it is refused.
   const shared = config.output.shared;
   const runDir = new RunDir(shared ? welcome.run
     : `${resolve(opts.outDir ?? join(config.output.dir, basename(welcome.run)))}-node${node}`);
-  const ownFolder = !shared && !existsSync(runDir.root);
+  if (!shared && existsSync(runDir.root)) {
+    client.close();
+    throw new UserError(`${runDir.root} exists (left by an earlier run on node ${node}): remove it, or give another --out`);
+  }
   await runDir.create();
   // (lines written once the log has been sent to node 0 are dropped: LauncherLog ignores them)
   const launcherLog = new LauncherLog(shared ? runDir.nodeLauncherLog(node) : runDir.launcherLog);
@@ -160,10 +171,8 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
         host: rdzv.host, port: welcome.artifacts_port!, token, node, root: runDir.root, ranks,
       });
       opts.print(`moe-run: node ${node}: sent ${sent.files} files (${sent.bytes} bytes) to node 0`);
-      if (ownFolder) {
-        await rm(runDir.root, { recursive: true, force: true });
-        kept = false;
-      }
+      await rm(runDir.root, { recursive: true, force: true });
+      kept = false;
     } catch (err) {
       opts.result(`moe-run: node ${node}: ${(err as Error).message}`);
       exitCode ||= 1;
