@@ -29,7 +29,7 @@ const GPU_FIELDS: Record<string, [string, string]> = {
   'temperature.gpu': ['GPU temperature', '°C'],
 };
 /** columns that are not measurements */
-const GPU_SKIP = new Set(['recv_ns', 'host', 'timestamp', 'timestamp_ns', 'index', 'name', 'uuid', 'pci.bus_id', 'driver_version', 'serial']);
+const GPU_SKIP = new Set(['recv_ns', 'host', 'timestamp', 'timestamp_ns', 'index', 'name', 'uuid', 'pci.bus_id', 'driver_version', 'serial', 'memory.total', 'pstate']);
 
 /** One CSV line split on commas, honouring double quotes. */
 export function splitCsv(line: string): string[] {
@@ -110,7 +110,8 @@ export async function writeGpuCounters(
     }
     const pid = gpuPid(row.host ?? '', index);
     for (const [field, cell] of Object.entries(row)) {
-      if (GPU_SKIP.has(field)) continue;
+      // identities, constants and bit masks (clocks_event_reasons.*) are not tracks
+      if (GPU_SKIP.has(field) || field.startsWith('clocks_event_reasons') || field.startsWith('clocks_throttle_reasons')) continue;
       const value = sampleValue(cell);
       if (value === null) continue;
       const [name, unit] = GPU_FIELDS[field] ?? [field, 'value'];
