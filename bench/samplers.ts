@@ -45,7 +45,7 @@ async function child(mode: Mode, dir: string, pids: number[]): Promise<ChildRepo
   const wallMs = Date.now() - wall0;
   await samplers?.stop();
   const all = process.cpuUsage(t0);
-  const rowsIn = async (path: string) => (await readFile(path, 'utf8').catch(() => '')).split('\n').filter(Boolean).length - 1;
+  const rowsIn = async (path: string) => Math.max(0, (await readFile(path, 'utf8').catch(() => '')).split('\n').filter(Boolean).length - 1);
   return {
     cpuMs: (used.user + used.system) / 1000,
     wallMs,
