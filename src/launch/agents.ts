@@ -31,8 +31,6 @@ export interface RemoteNode {
 
 export interface AgentHubEvents {
   failure: [failure: Failure];
-  /** a node's state changed (for the progress display and launcher.log) */
-  node: [node: RemoteNode];
 }
 
 /** "ranks 2-3" / "rank 4" */
@@ -103,7 +101,6 @@ export class AgentHub extends EventEmitter<AgentHubEvents> {
     n.host = peer.host;
     n.state = 'joined';
     this.opts.log(`node ${n.node} joined from ${peer.host} (pid ${peer.pid}) for ${rankSpan(n.ranks)}`);
-    this.emit('node', n);
     if ([...this.nodes.values()].every((x) => x.state !== 'waiting')) clearTimeout(this.joinTimer);
   }
 
@@ -111,7 +108,6 @@ export class AgentHub extends EventEmitter<AgentHubEvents> {
     const n = this.nodes.get(peer.node!);
     if (n === undefined || n.state === 'done') return;
     n.state = 'lost';
-    this.emit('node', n);
     this.fail({
       kind: 'lost', node: n.node, exitCode: 1,
       reason: `node ${n.node} (${n.host ?? 'unknown host'}, ${rankSpan(n.ranks)}) was lost: its moe-run closed the connection before its ranks were done`,
@@ -143,7 +139,6 @@ export class AgentHub extends EventEmitter<AgentHubEvents> {
         if (msg.state === 'done') {
           n.state = 'done';
           this.opts.log(`node ${n.node} is done${msg.detail ? `: ${msg.detail}` : ''}`);
-          this.emit('node', n);
           this.check();
         }
     }
