@@ -23,8 +23,10 @@ from moe_run.rankfiles import write_json
 # The marker is recorded this long after the start release, on the reference clock: longer than the
 # release takes to reach every rank, short next to any region worth profiling.
 MARKER_DELAY_NS = 50_000_000
-# sleep until this long before, then spin: a sleeping thread wakes up late, by ms on a busy machine
-SPIN_NS = 10_000_000
+# After its marker a rank sleeps this long, handing its core to a rank that woke for its own marker at
+# the same moment and is still waiting for one (more ranks than cores); else that rank waits until the
+# ones that marked first, busy with the region by then, are preempted: a scheduler slice, ms.
+YIELD_AFTER_MARKER_S = 0.001
 BARRIER_RANGE = "moe_run/barrier_start"
 
 
@@ -71,8 +73,9 @@ class RankRun:
             release_local, release_ref = self.rdzv.barrier("start")
         if self.session is not None:
             if release_ref is not None and self.session.recording():
-                self._wait_for_reference(int(release_ref) + MARKER_DELAY_NS)
-            self.session.mark_if_recording()
+                self._mark_at_reference(int(release_ref) + MARKER_DELAY_NS)
+            else:
+                self.session.mark_if_recording()
         self.anchors["barrier_release_local_ns"] = str(release_local)
         if release_ref is not None:
             self.anchors["barrier_release_ref_ns"] = str(release_ref)
@@ -81,22 +84,24 @@ class RankRun:
         self.rdzv.status("profiling", step=0, steps=self.steps_hint,
                          detail=None if self.profiling else "profiler off")
 
-    def _wait_for_reference(self, target_ref_ns: int) -> None:
-        """Wait until the reference clock reads ``target_ref_ns`` (through this rank's offset).
+    def _mark_at_reference(self, target_ref_ns: int) -> None:
+        """Record the marker when the reference clock reads ``target_ref_ns`` (through this rank's offset).
 
         Every rank records its marker at the same reference time, so that the markers line up to the
         clock sync's error (tens of µs) rather than to how late each rank heard of the release (ms on
-        a busy machine)."""
+        a busy machine). The rank sleeps until then rather than spinning: spinning ranks preempt one
+        another when there are more ranks than cores, and one that is off its core at the marker's
+        time is late by a scheduler slice, while a sleeper that wakes is run promptly."""
         deadline = target_ref_ns - self.clock_offset_ns
         remaining = deadline - wall_ns()
         if remaining <= 0:
             self.notes.append(f"the start release arrived {-remaining / 1e6:.1f} ms after the marker's "
                               "time: this rank's marker is late by that much")
-            return
-        if remaining > SPIN_NS:
-            time.sleep((remaining - SPIN_NS) / 1e9)
-        while wall_ns() < deadline:
-            pass
+        while remaining > 0:  # time.sleep keeps another clock than wall_ns (monotonic) and may round
+            time.sleep(remaining / 1e9)
+            remaining = deadline - wall_ns()
+        self.session.mark_if_recording()
+        time.sleep(YIELD_AFTER_MARKER_S)
 
     def step_done(self) -> None:
         self.steps += 1
