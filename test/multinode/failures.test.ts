@@ -1,7 +1,7 @@
 // Failures across nodes, end to end: two moe-run launchers on loopback (node 0 and an agent), each with
 // 2 ranks that are small Python scripts run as `workload.kind: command` through the real bootstrap and
-// the real rendezvous. Each test is a line of the fault matrix in docs/multinode.md; after each, the
-// process table holds nothing of the run.
+// the real rendezvous. Each failure test is a line of the fault matrix in docs/multinode.md; after each,
+// the process table holds nothing of the run. Also here, as cheap to run: output.shared (in place).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -48,9 +48,9 @@ async function setup(script: string, timeoutS = 120) {
   const out = join(dir, 'run');
   const port = await freePort('127.0.0.1');
   const token = randomBytes(16).toString('hex');
-  const start = (node: number, tokenOverride?: string) => launcher([
+  const start = (node: number, tokenOverride?: string, ...flags: string[]) => launcher([
     '--config', join(dir, 'run.yaml'), '--out', out, '--nnodes', '2', '--node-rank', String(node),
-    '--rdzv', `127.0.0.1:${port}`, '--tee', 'all',
+    '--rdzv', `127.0.0.1:${port}`, '--tee', 'all', ...flags,
   ], tokenOverride ?? token);
   return {
     dir, out, start,
@@ -157,5 +157,20 @@ describe('failures across two nodes', () => {
     expect(m.failure!.reason).toBe('interrupted by SIGTERM');
     expect(statuses(m).every((s) => s === 'stopped')).toBe(true);
     expect(processesWithEnv(run.marker)).toEqual([]);
+  }, 120_000);
+
+  it('with output.shared the agent writes its ranks into node 0\'s run directory in place', async () => {
+    const run = await setup('import os\nprint("hello from rank", os.environ["RANK"], flush=True)\n');
+    const node0 = run.start(0, undefined, '--set', 'output.shared=true');
+    const node1 = run.start(1, undefined, '--set', 'output.shared=true');
+    const [code0, code1] = await Promise.all([node0.exit, node1.exit]);
+    expect(code1, node1.output()).toBe(0);
+    expect(code0, node0.output()).toBe(0);
+    for (const rank of [0, 1, 2, 3]) {
+      expect(readFileSync(join(run.out, `rank-${rank}`, 'stdout.log'), 'utf8')).toContain(`hello from rank ${rank}`);
+    }
+    expect(readFileSync(join(run.out, 'launcher-node-1.log'), 'utf8')).toMatch(/node 1: joined node 0/);
+    expect(existsSync(`${run.out}-node1`)).toBe(false);
+    expect(run.manifest().ranks.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
   }, 120_000);
 });
