@@ -9,11 +9,13 @@ import type { BenchResult } from './types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const NOT_BENCHMARKS = new Set(['run-all.js', 'types.js']);
+/** Input generators (gen-*) and the processes a benchmark starts (*-child) are not benchmarks. */
+const isHelperModule = (f: string) => f.startsWith('gen-') || f.endsWith('-child.js');
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const files = (await readdir(here))
-    .filter((f) => f.endsWith('.js') && !NOT_BENCHMARKS.has(f) && !f.startsWith('gen-'))
+    .filter((f) => f.endsWith('.js') && !NOT_BENCHMARKS.has(f) && !isHelperModule(f))
     .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
     .sort();
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
