@@ -7,7 +7,7 @@
 // The generated inputs (≈1.3 GB; the 4 ranks of a size are hard links to one file) are deleted after.
 import { execFile } from 'node:child_process';
 import { link, mkdir, rm, writeFile } from 'node:fs/promises';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -71,7 +71,7 @@ export async function run(): Promise<BenchResult[]> {
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   const results: BenchResult[] = [];
-  const load = () => `load ${loadavg()[0].toFixed(1)} on ${RANKS}×`;
+  const load = () => `load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores`;
   try {
     for (const mb of SIZES_MB) {
       const trace = join(work, `trace-${mb}.json`);

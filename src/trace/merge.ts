@@ -351,7 +351,8 @@ export async function mergeTraceFiles(files: string[], out: string, opts: MergeO
       warnings.push(`${path}: rank ${wantedRank} (${source}) is already taken; merged as rank ${rank}`);
     }
     taken.add(rank);
-    inputs.push({ path, rank, rankSource, info: null, clockOffsetNs: 0n, probe: probes[i] });
+    const host = probes[i].meta.extra.host_name; // some Kineto traces name their host
+    inputs.push({ path, rank, rankSource, info: null, host: typeof host === 'string' ? host : undefined, clockOffsetNs: 0n, probe: probes[i] });
     warnings.push(...probes[i].warnings);
   });
   const zero = await alignInputs(inputs, null);

@@ -5,10 +5,11 @@
 // buffering the timeline in memory.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { createGzip, constants, type Gzip } from 'node:zlib';
+import { createGzip, constants, type Gzip, type ZlibOptions } from 'node:zlib';
 import { finished } from 'node:stream/promises';
 
 const BUF = 1 << 20;
+const IN_FLIGHT = 8 * BUF;
 
 export interface WriterOptions {
   /** zlib level; 1 (fastest) by default: the timeline is written once per run and compresses well anyway */
@@ -37,9 +38,12 @@ export class TimelineWriter {
   }
 
   static open(path: string, opts: WriterOptions = {}): TimelineWriter {
-    const file = createWriteStream(path);
+    // Room for a few chunks in flight, so that compressing and writing (on libuv's threads) overlap
+    // with reading and rewriting the next chunks (the default 16 KiB would stop the merge at every chunk).
+    const file = createWriteStream(path, { highWaterMark: IN_FLIGHT });
     if (!path.endsWith('.gz')) return new TimelineWriter(file, file);
-    const gz = createGzip({ level: opts.gzipLevel ?? constants.Z_BEST_SPEED, chunkSize: BUF });
+    // (zlib hands its options to its Transform stream; the Transform option is not in ZlibOptions' type)
+    const gz = createGzip({ level: opts.gzipLevel ?? constants.Z_BEST_SPEED, chunkSize: BUF, writableHighWaterMark: IN_FLIGHT } as ZlibOptions);
     gz.pipe(file);
     return new TimelineWriter(gz, file);
   }
