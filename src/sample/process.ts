@@ -2,18 +2,21 @@
 // loader workers, compilers, anything it spawns), summed, every interval, to samples/process.csv as
 // `recv_ns,rank,pid,cpu_percent,rss_bytes,nprocs` (docs/contracts.md "samples/").
 //
+// Read straight from /proc rather than with pidusage: bench/samplers.ts measured pidusage as the bulk of
+// the samplers' own cost (several asynchronous reads per process per tick, a descriptor kept open per
+// pid), above the 1%-of-one-core target; one synchronous read of /proc/<pid>/stat per process per tick
+// gives everything needed (utime, stime, rss, start time).
+//
 // Cost and growth over a long run:
 // - The tree is walked through /proc/<pid>/task/<tid>/children (only the tree's own entries, not every
 //   process of the host), and only about once a second: a torch process has one task per core, so
 //   walking it at every 100 ms tick would cost more than the sampling itself. A process born between
-//   two walks is counted from the next walk on; one that ended is left out at once (pidusage skips it).
-// - CPU % and RSS come from pidusage, which keeps, per pid, the last reading (for the CPU delta) and an
-//   open descriptor on /proc/<pid>/stat. It closes them only when an entry expires (maxage without
-//   being read); pidusage.clear() forgets entries without closing their descriptors, so it is not used.
-//   A short maxage (a few intervals) makes the entries of exited processes expire, and their
-//   descriptors close, soon after they are gone: history and open files stay bounded by the live tree.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import pidusage from 'pidusage';
+//   two walks is counted from the next walk on; one that ended is left out at once (its stat is gone).
+// - No descriptor stays open (each stat file is opened, read and closed within the tick), and the only
+//   state is the last reading of each live pid, rebuilt at every tick: exited pids are forgotten at once.
+import { execa } from 'execa';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { uptime } from 'node:os';
 import { CsvFile } from './csv-file.js';
 
 /** Kernels built without CONFIG_PROC_CHILDREN have no children files: then /proc is scanned for ppids. */
@@ -63,6 +66,66 @@ export function processTree(root: number): number[] {
   return tree;
 }
 
+/** The host's clock tick (utime, stime and starttime are counted in it) and page size (rss is in pages). */
+export interface ProcUnits {
+  clockTicks: number;
+  pageSize: number;
+}
+
+let units: Promise<ProcUnits> | null = null;
+
+/** getconf, once per process; the Linux defaults where it cannot answer. */
+export function procUnits(): Promise<ProcUnits> {
+  const ask = async (name: string, fallback: number) => {
+    const r = await execa('getconf', [name], { reject: false });
+    const n = Number(r.stdout);
+    return r.exitCode === 0 && Number.isInteger(n) && n > 0 ? n : fallback;
+  };
+  units ??= Promise.all([ask('CLK_TCK', 100), ask('PAGESIZE', 4096)]).then(([clockTicks, pageSize]) => ({ clockTicks, pageSize }));
+  return units;
+}
+
+/** One reading of one process: CPU time used and start time in clock ticks, resident pages. */
+export interface ProcStat {
+  cpuTicks: number;
+  startTicks: number;
+  rssPages: number;
+}
+
+// one buffer for every stat read: a stat line is a few hundred bytes (the command name at most 64)
+const statBuf = Buffer.alloc(4096);
+
+/** /proc/<pid>/stat read with one open, one read and one close; null when the process is gone. */
+export function readStat(pid: number): ProcStat | null {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/stat`, 'r');
+  } catch {
+    return null;
+  }
+  let text: string;
+  try {
+    text = statBuf.toString('latin1', 0, readSync(fd, statBuf, 0, statBuf.length, 0));
+  } catch {
+    return null; // exited between the open and the read
+  } finally {
+    closeSync(fd);
+  }
+  // the command name may hold spaces and parentheses: the fields after the last ')' start at field 3
+  // (state); utime, stime are fields 14, 15, starttime 22, rss 24 (proc(5))
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const stat = { cpuTicks: Number(f[11]) + Number(f[12]), startTicks: Number(f[19]), rssPages: Number(f[21]) };
+  return Number.isFinite(stat.cpuTicks) && Number.isFinite(stat.rssPages) && Number.isFinite(stat.startTicks) ? stat : null;
+}
+
+/** A pid's reading kept until the next tick. */
+interface Reading {
+  cpuTicks: number;
+  startTicks: number;
+  /** seconds since boot */
+  at: number;
+}
+
 /** One rank's tree summed. */
 interface TreeUsage {
   cpuPercent: number;
@@ -88,7 +151,8 @@ export class ProcessSampler {
   ticks = 0;
   private readonly out: CsvFile;
   private readonly trees = new Map<number, { root: number; pids: number[]; walkedMs: number }>();
-  private readonly maxageMs: number;
+  /** pid → its reading at the previous tick and when (seconds since boot): the CPU delta's start */
+  private last = new Map<number, Reading>();
   private timer: NodeJS.Timeout | null = null;
   private loop: Promise<void> = Promise.resolve();
   private stopping = false;
@@ -96,21 +160,22 @@ export class ProcessSampler {
   private failures = 0;
 
   constructor(private readonly opts: ProcessSamplerOptions) {
-    this.maxageMs = Math.max(5 * opts.intervalMs, 500);
     this.out = new CsvFile(opts.csvPath, 'recv_ns,rank,pid,cpu_percent,rss_bytes,nprocs', opts.log);
   }
 
   start(): void {
-    this.loop = this.run();
+    this.loop = procUnits().then((u) => this.run(u));
   }
 
   /** Ticks on a fixed grid; a tick that overruns its slot makes the next one start at once, never overlap. */
-  private async run(): Promise<void> {
+  private async run(units: ProcUnits): Promise<void> {
     let next = Date.now();
     while (!this.stopping) {
-      await this.tick().catch((e: Error) => {
-        if (this.failures++ === 0) this.opts.log(`samples: process sampling failed: ${e.message}`);
-      });
+      try {
+        this.tick(units);
+      } catch (e) {
+        if (this.failures++ === 0) this.opts.log(`samples: process sampling failed: ${(e as Error).message}`);
+      }
       this.ticks++;
       next = Math.max(next + this.opts.intervalMs, Date.now());
       await new Promise<void>((resolve) => {
@@ -120,7 +185,7 @@ export class ProcessSampler {
     }
   }
 
-  private async tick(): Promise<void> {
+  private tick(units: ProcUnits): void {
     const ranks = this.opts.pids();
     const nowMs = Date.now();
     for (const rank of this.trees.keys()) if (!ranks.has(rank)) this.trees.delete(rank);
@@ -129,18 +194,31 @@ export class ProcessSampler {
       if (known && known.root === root && nowMs - known.walkedMs < (this.opts.walkEveryMs ?? 1000)) continue;
       this.trees.set(rank, { root, pids: processTree(root), walkedMs: nowMs });
     }
-    const all = [...new Set([...this.trees.values()].flatMap((t) => t.pids))];
-    if (all.length === 0) return;
-    // pidusage leaves out the pids that are gone when asked for several, and fails when asked for one
-    const stats = await pidusage(all, { maxage: this.maxageMs }).catch(() => ({} as Record<string, pidusage.Status>));
+    // seconds since boot, the clock of starttime, fractional (libuv reads CLOCK_BOOTTIME)
+    const at = uptime();
     const recvNs = this.opts.now();
+    const current = new Map<number, Reading>();
     const lines: string[] = [];
     for (const [rank, tree] of [...this.trees].sort((a, b) => a[0] - b[0])) {
-      const u = sumTree(tree.pids.map((p) => stats[p]));
+      const u: TreeUsage = { cpuPercent: 0, rssBytes: 0, nprocs: 0 };
+      for (const pid of tree.pids) {
+        const stat = readStat(pid);
+        if (!stat) continue; // gone
+        // CPU over the interval since the previous reading; a pid read for the first time (or reused by
+        // a new process, which has another start time): since it started
+        const known = this.last.get(pid);
+        const prev = known?.startTicks === stat.startTicks ? known : { cpuTicks: 0, at: stat.startTicks / units.clockTicks };
+        const seconds = at - prev.at;
+        if (seconds > 0) u.cpuPercent += (100 * (stat.cpuTicks - prev.cpuTicks)) / units.clockTicks / seconds;
+        u.rssBytes += stat.rssPages * units.pageSize;
+        u.nprocs++;
+        current.set(pid, { cpuTicks: stat.cpuTicks, startTicks: stat.startTicks, at });
+      }
       if (u.nprocs === 0) continue; // the rank's process is gone
       lines.push(`${recvNs},${rank},${tree.root},${u.cpuPercent.toFixed(1)},${u.rssBytes},${u.nprocs}\n`);
     }
-    this.out.append(lines.join(''));
+    this.last = current;
+    if (lines.length) this.out.append(lines.join(''));
   }
 
   async stop(): Promise<void> {
@@ -150,18 +228,4 @@ export class ProcessSampler {
     await this.loop;
     await this.out.close();
   }
-}
-
-/** Sums the readings of one tree; a pid that is gone, or read while exiting (NaN fields), is left out. */
-function sumTree(readings: ({ cpu: number; memory: number } | undefined)[]): TreeUsage {
-  let cpuPercent = 0;
-  let rssBytes = 0;
-  let nprocs = 0;
-  for (const r of readings) {
-    if (!r || !Number.isFinite(r.cpu) || !Number.isFinite(r.memory)) continue;
-    cpuPercent += r.cpu;
-    rssBytes += r.memory;
-    nprocs++;
-  }
-  return { cpuPercent, rssBytes, nprocs };
 }
