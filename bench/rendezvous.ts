@@ -23,7 +23,7 @@ import { RunDir, type RankInfo } from '../src/run-dir.js';
 import type { BenchResult } from './types.js';
 
 const RANKS = 4;
-const RUNS = Number(process.env.MOE_RUN_BENCH_RDZV_RUNS ?? 12);
+const RUNS = Number(process.env.MOE_RUN_BENCH_RDZV_RUNS ?? 10);
 const PYTHON = process.env.MOE_RUN_PYTHON ?? '/usr/bin/python3';
 const WORKLOAD = join(repoRoot, 'bench', 'rdzv-rank.py');
 const PROFILE = JSON.stringify({ enabled: true, activities: ['cpu'], region: '__main__:work' });
