@@ -161,7 +161,11 @@ export async function analyzeRunDir(dir: string): Promise<Summary> {
     gpuCounters(run.nvidiaSmiCsv, window, rankOf),
     processCounters(run.processCsv, window),
   ]);
-  if (!existsSync(run.nvidiaSmiCsv)) notes.push('no samples/nvidia-smi.csv: GPU counters not sampled');
+  if (!existsSync(run.nvidiaSmiCsv)) {
+    notes.push('no samples/nvidia-smi.csv: GPU counters not sampled');
+    // why, as the launcher noted it in the manifest (e.g. "nvidia-smi not found on PATH")
+    notes.push(...(manifest.notes ?? []).filter((n) => n.includes('nvidia-smi')));
+  }
   else if (!gpu_counters.length) notes.push('samples/nvidia-smi.csv has no row with a GPU index inside the region');
 
   const body: Omit<Summary, 'findings'> = {
