@@ -282,7 +282,7 @@ export class TraceScanner {
     if (this.parts) {
       const e = this.resume(chunk);
       if (e < 0) {
-        this.parts.push(chunk);
+        this.parts.push(Buffer.from(chunk)); // kept past this call: a copy (the reader reuses its buffers)
         return;
       }
       this.parts.push(chunk.subarray(0, e));
@@ -407,7 +407,7 @@ export class TraceScanner {
     this.pDepth = 0;
     this.pInStr = false;
     this.pEsc = false;
-    const part = buf.subarray(s);
+    const part = Buffer.from(buf.subarray(s)); // kept past this call: a copy (usually one event's head)
     this.resume(part);
     this.parts = [part];
     this.partsOffset = base + s;

@@ -18,8 +18,10 @@ export interface WriterOptions {
 
 export class TimelineWriter {
   /** the output buffer and the write position in it: see reserve() */
-  buf = Buffer.allocUnsafe(BUF);
+  buf: Buffer = Buffer.allocUnsafe(BUF);
   pos = 0;
+  /** buffers the stream has finished with, for reuse */
+  private readonly spare: Buffer[] = [];
   private first = true;
   private failed: Error | null = null;
   /** events written */
@@ -121,15 +123,17 @@ export class TimelineWriter {
 
   private flush(): void {
     if (this.pos === 0) return;
-    const full = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(BUF);
+    const owner = this.buf;
+    const full = owner.subarray(0, this.pos);
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafe(BUF);
     this.pos = 0;
-    this.push(full);
+    // buffers come back once the stream is done with them: fresh memory per chunk costs page faults
+    this.push(full, owner.length === BUF ? () => this.spare.push(owner) : undefined);
   }
 
-  private push(chunk: Buffer): void {
+  private push(chunk: Buffer, done?: () => void): void {
     this.bytes += chunk.length;
-    this.head.write(chunk);
+    this.head.write(chunk, done);
   }
 }
 
