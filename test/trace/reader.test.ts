@@ -130,6 +130,26 @@ describe('chunk boundaries', () => {
   });
 });
 
+describe('values longer than the reader\'s buffers', () => {
+  it('a metadata value and an event of several MiB each, between ordinary events, read intact', async () => {
+    const big = (n: number, seed: string) => Array.from({ length: n }, (_, i) => `${seed}${i} {"x"} \\ \\"q`).join('|');
+    const events = [
+      ...Array.from({ length: 3000 }, (_, i) => ({ ph: 'X', name: `op${i}`, pid: 1, tid: 1, ts: i, dur: 1, args: { 'External id': i } })),
+      { ph: 'X', name: 'huge', pid: 1, tid: 1, ts: 5000, dur: 1, args: { stack: big(250_000, 'frame') } },
+      ...Array.from({ length: 3000 }, (_, i) => ({ ph: 'i', name: `mark${i}`, pid: 1, tid: 2, ts: 6000 + i, s: 't' })),
+    ];
+    const doc = { INFO: big(300_000, 'line'), traceEvents: events, distributedInfo: { rank: 5 } };
+    const path = join(dir, 'big.json');
+    await writeFile(path, JSON.stringify(doc));
+    expect(readFileSync(path).length).toBeGreaterThan(8 << 20);
+    const { events: got, meta, warnings } = await readAll(path);
+    expect(warnings).toEqual([]);
+    expect(got.map((e) => e.obj)).toEqual(events);
+    expect(meta.extra.INFO).toBe(doc.INFO);
+    expect(meta.rank).toBe(5);
+  });
+});
+
 describe('truncated files', () => {
   const full = Buffer.from(readText(REAL.nccl));
   const all = loadWhole(REAL.nccl).events;
