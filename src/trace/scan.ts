@@ -102,9 +102,23 @@ export class TraceSyntaxError extends Error {
   }
 }
 
+/**
+ * Whitespace between tokens. JSON allows only space, tab, CR and LF there; any other control byte would
+ * be invalid JSON anyway, so one comparison does.
+ */
 function isWs(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+  return c <= 0x20;
 }
+
+/** Byte classes for skipping nested values: 1 quote, 2 opening bracket, 3 closing bracket, 0 the rest. */
+const NEST = new Uint8Array(256);
+NEST[QUOTE] = 1;
+NEST[LBRACE] = NEST[LBRACKET] = 2;
+NEST[RBRACE] = NEST[RBRACKET] = 3;
+/** Bytes that end a number or literal: , } ] and whitespace. */
+const SCALAR_END = new Uint8Array(256);
+SCALAR_END[COMMA] = SCALAR_END[RBRACE] = SCALAR_END[RBRACKET] = 1;
+for (let c = 0; c <= 0x20; c++) SCALAR_END[c] = 1;
 
 /** Index just past the string starting at buf[i] (a quote), or -1 if it does not end before lim. */
 function stringEnd(buf: Buffer, i: number, lim: number): number {
@@ -136,22 +150,18 @@ function valueEnd(buf: Buffer, i: number, lim: number): number {
   if (c === LBRACE || c === LBRACKET) {
     let depth = 0;
     for (let j = i; j < lim; j++) {
-      const b = buf[j];
-      if (b === QUOTE) {
+      const k = NEST[buf[j]];
+      if (k === 0) continue;
+      if (k === 1) {
         j = stringEnd(buf, j, lim) - 1;
         if (j < 0) return -1;
-      } else if (b === LBRACE || b === LBRACKET) depth++;
-      else if (b === RBRACE || b === RBRACKET) {
-        if (--depth === 0) return j + 1;
-      }
+      } else if (k === 2) depth++;
+      else if (--depth === 0) return j + 1;
     }
     return -1;
   }
   // number, true, false, null: up to the next delimiter
-  for (let j = i; j < lim; j++) {
-    const b = buf[j];
-    if (b === COMMA || b === RBRACE || b === RBRACKET || isWs(b)) return j;
-  }
+  for (let j = i; j < lim; j++) if (SCALAR_END[buf[j]] === 1) return j;
   return -1;
 }
 
