@@ -54,7 +54,7 @@ export async function startSamplers(opts: SamplerOptions): Promise<Samplers> {
   }
   if (sampling.process) {
     const proc = new ProcessSampler({ pids: opts.pids, intervalMs: sampling.interval_ms, csvPath: runDir.processCsv, now: opts.now, log });
-    proc.start();
+    await proc.start();
     running.push(proc);
   }
   return {

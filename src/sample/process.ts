@@ -163,8 +163,10 @@ export class ProcessSampler {
     this.out = new CsvFile(opts.csvPath, 'recv_ns,rank,pid,cpu_percent,rss_bytes,nprocs', opts.log);
   }
 
-  start(): void {
-    this.loop = procUnits().then((u) => this.run(u));
+  /** Resolves once sampling runs (getconf has answered: a one-off cost, kept out of the ticks). */
+  async start(): Promise<void> {
+    const units = await procUnits();
+    if (!this.stopping) this.loop = this.run(units);
   }
 
   /** Ticks on a fixed grid; a tick that overruns its slot makes the next one start at once, never overlap. */
