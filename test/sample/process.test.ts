@@ -51,7 +51,7 @@ describe('process sampler', () => {
 
     const path = csvPath();
     const sampler = new ProcessSampler({ pids: () => new Map([[0, torchPid], [1, parentPid]]), intervalMs: 100, csvPath: path, now: nowNs, log: () => {} });
-    sampler.start();
+    await sampler.start();
     await waitFor(async () => (await lineCount(path)) > 10, '5 ticks');
     await sampler.stop();
 
@@ -77,30 +77,38 @@ describe('process sampler', () => {
     expect(Number(rank1[rank1.length - 1].rss_bytes)).toBeGreaterThan(aloneKb * 1024);
   });
 
-  it('CPU %: a busy loop near a whole core, a sleeping process near none', async () => {
+  it('CPU %: a busy loop\'s share as the kernel counts it, a sleeping process near none', async () => {
     const busyPid = await ready([PYTHON, '-c', 'print("ready", flush=True)\nwhile True: pass']);
     const idlePid = await ready([PYTHON, '-c', 'print("ready", flush=True); import time; time.sleep(600)']);
+    // the busy loop's real share of a core over the sampling, from the scheduler's own counter (ns run,
+    // /proc/<pid>/schedstat), not from the stat fields the sampler reads: on a shared, loaded machine it
+    // may get far less than a whole core, so the sampler is held to that share, not to 100%
+    const ranNs = () => Number(readFileSync(`/proc/${busyPid}/schedstat`, 'utf8').split(' ')[0]);
     const path = csvPath();
     const sampler = new ProcessSampler({ pids: () => new Map([[0, busyPid], [1, idlePid]]), intervalMs: 100, csvPath: path, now: nowNs, log: () => {} });
-    sampler.start();
-    await waitFor(() => sampler.ticks >= 20, '20 ticks');
+    const [ran0, wall0] = [ranNs(), nowNs()];
+    await sampler.start();
+    await waitFor(() => sampler.ticks >= 30, '30 ticks');
     await sampler.stop();
+    const share = (100 * (ranNs() - ran0)) / Number(nowNs() - wall0);
     const { rows } = await readSamples(path);
-    const median = (rank: string) => {
-      const v = rows.filter((r) => r.rank === rank).map((r) => Number(r.cpu_percent)).sort((a, b) => a - b);
-      return v[Math.floor(v.length / 2)];
-    };
-    // broad bands: the machine is shared, so the busy loop may not get a whole core every interval
-    expect(median('0')).toBeGreaterThan(50);
-    expect(median('0')).toBeLessThan(150);
-    expect(median('1')).toBeLessThan(10);
+    // each row covers the interval since the one before (the first, the process's whole life so far):
+    // weighted by those intervals, the rows give the share over the sampling
+    const busy = rows.filter((r) => r.rank === '0').map((r) => ({ at: Number(r.recv_ns), cpu: Number(r.cpu_percent) }));
+    let weighted = 0;
+    for (let i = 1; i < busy.length; i++) weighted += busy[i].cpu * (busy[i].at - busy[i - 1].at);
+    const mean = weighted / (busy[busy.length - 1].at - busy[0].at);
+    expect(share).toBeGreaterThan(5); // the loop did run
+    expect(mean).toBeGreaterThan(share * 0.6);
+    expect(mean).toBeLessThan(share * 1.4 + 5);
+    expect(Math.max(...rows.filter((r) => r.rank === '1').slice(1).map((r) => Number(r.cpu_percent)))).toBeLessThan(10);
   });
 
   it('a rank whose process has ended gets no more rows', async () => {
     const pid = await ready([PYTHON, '-c', 'print("ready", flush=True); import time; time.sleep(600)']);
     const path = csvPath();
     const sampler = new ProcessSampler({ pids: () => new Map([[0, pid], [1, 999_999_999]]), intervalMs: 50, csvPath: path, now: nowNs, log: () => {} });
-    sampler.start();
+    await sampler.start();
     await waitFor(async () => (await lineCount(path)) > 3, 'rows');
     const p = started.pop()!;
     p.kill('SIGKILL');
@@ -118,7 +126,7 @@ describe('process sampler', () => {
     const pid = await ready(['sh', '-c', 'echo ready; while :; do sleep 0.03; done']);
     const sampler = new ProcessSampler({ pids: () => new Map([[0, pid]]), intervalMs: 10, csvPath: csvPath(), now: nowNs, log: () => {}, walkEveryMs: 0 });
     const fds = () => readdirSync('/proc/self/fd').length;
-    sampler.start();
+    await sampler.start();
     await waitFor(() => sampler.ticks >= 80, '80 ticks');
     const early = fds();
     await waitFor(() => sampler.ticks >= 350, '350 ticks', 120_000);
