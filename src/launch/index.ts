@@ -192,6 +192,10 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     await samplers.stop();
     samplers = undefined;
     if (zero) {
+      // interrupted before this node's ranks started: the other nodes' must not wait for them at the barrier
+      if (stopSignal !== undefined) {
+        supervisor.fail({ kind: 'signal', reason: `interrupted by ${stopSignal} before the ranks started`, exitCode: signalExitCode(stopSignal), signal: stopSignal });
+      }
       // the other nodes: done, their results taken in and their samples on this clock
       for (const text of await zero.finish(record.manifest.ranks, server.nodeOffsets, supervisor)) record.note(text);
     }
