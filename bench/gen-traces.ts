@@ -8,6 +8,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
 import { scanTrace, Span } from '../src/trace/reader.js';
 import { formatUs, parseUsBytes, type UsNs } from '../src/trace/time.js';
 
@@ -121,7 +122,7 @@ export async function generateTrace(source: string, out: string, megabytes: numb
 }
 
 const [source, out, mb, rank] = process.argv.slice(2);
-if (import.meta.url === `file://${process.argv[1]}` && source && out && mb) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && source && out && mb) {
   const r = await generateTrace(source, out, Number(mb), Number(rank ?? 0));
   console.log(JSON.stringify(r));
 }

@@ -15,7 +15,7 @@ import {
 import { writeGpuCounters, writeLauncherEvents, writeProcessCounters } from './counters.js';
 import { absoluteNs, scanTrace, TraceFormatError, type TraceMeta } from './reader.js';
 import { PidAllocator, RankRemap } from './remap.js';
-import { fromNs, parseUsBytes, toNs, type UsNs } from './time.js';
+import { formatUs, fromNs, parseUsBytes, toNs, type UsNs } from './time.js';
 import { TimelineWriter, type WriterOptions } from './writer.js';
 
 export type Log = (line: string) => void;
@@ -31,6 +31,9 @@ export interface MergedRank {
   alignment: { method: string; shift_ns: string; clock_offset_ns: string; detail: string } | null;
   events: number;
   truncated: boolean;
+  /** timeline ts (µs) of the rank's earliest and latest event start, exact */
+  first_ts_us: string | null;
+  last_ts_us: string | null;
   processes: Array<{ pid: number; name: string }>;
 }
 
@@ -200,6 +203,8 @@ async function writeTimeline(
           : null,
         events: rm.events,
         truncated: meta?.truncated ?? false,
+        first_ts_us: rm.minTs && formatUs(rm.minTs.us, rm.minTs.ns),
+        last_ts_us: rm.maxTs && formatUs(rm.maxTs.us, rm.maxTs.ns),
         processes: [],
       });
     }

@@ -73,6 +73,7 @@ export class RankRemap {
   /** events whose ts could not be read (kept unshifted) */
   badTs = 0;
   events = 0;
+  /** earliest and latest event start written, on the timeline */
   minTs: UsNs | null = null;
   maxTs: UsNs | null = null;
 

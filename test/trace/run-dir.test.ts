@@ -139,6 +139,12 @@ describe('mergeRunDir', () => {
     const raw1 = rawTs(text1)[ev1.filter((e) => 'ts' in e).findIndex((e) => e.name === 'ProfilerStep#551' && e.cat === 'user_annotation')];
     expect(usToNs(tsOf.get(step(1))!)).toBe(usToNs(raw1) + OFFSETS[1] - RELEASE);
     expect(doc.metadata.ranks.map((r: Ev) => r.alignment.method)).toEqual(['anchors', 'absolute']);
+    // each rank's span in the metadata: its earliest and latest event start, exact
+    for (const [rank, r] of doc.metadata.ranks.entries()) {
+      const starts = out.filter((e) => fromInput(e) && e.ph !== 'M' && nameOf.get(e.pid)?.startsWith(`rank ${rank} `)).map((e) => usToNs(tsOf.get(e)!));
+      expect(usToNs(r.first_ts_us)).toBe(starts.reduce((a, b) => (b < a ? b : a)));
+      expect(usToNs(r.last_ts_us)).toBe(starts.reduce((a, b) => (b > a ? b : a)));
+    }
     expect(doc.metadata.zero).toEqual({ epoch_ns: String(RELEASE), source: 'rendezvous release of barrier "start"' });
     expect(doc.metadata.warnings.join('\n')).toMatch(/rank 1: aligned by absolute/);
   });
