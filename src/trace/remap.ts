@@ -2,7 +2,7 @@
 //   - pids: every (rank, source pid) gets its own numeric pid — Kineto's CPU process, each GPU device
 //     (Kineto uses the device index as pid), string pids such as "Spans", "Traces" or legacy
 //     "CPU functions" — named "rank R · CPU (host:pid)", "rank R · GPU d", … and ordered by rank;
-//   - string tids become numbers (named by a thread_name event);
+//   - string tids become numbers (named by a thread_name event), negative ones (older Kineto) unsigned;
 //   - flow ids (id, bind_id on s/t/f events: ac2g, fwdbwd) and the correlation ids in args
 //     ("External id", "correlation") are offset by rank · 2^40, so no arrow or link crosses ranks;
 //   - ts is shifted onto the timeline (µs from the start barrier's release, ns kept exactly).
