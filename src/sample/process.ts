@@ -122,7 +122,7 @@ export function readStat(pid: number): ProcStat | null {
 interface Reading {
   cpuTicks: number;
   startTicks: number;
-  /** seconds since boot */
+  /** when, in seconds on the monotonic clock */
   at: number;
 }
 
@@ -151,7 +151,7 @@ export class ProcessSampler {
   ticks = 0;
   private readonly out: CsvFile;
   private readonly trees = new Map<number, { root: number; pids: number[]; walkedMs: number }>();
-  /** pid → its reading at the previous tick and when (seconds since boot): the CPU delta's start */
+  /** pid → its reading at the previous tick and when: the CPU delta's start */
   private last = new Map<number, Reading>();
   private timer: NodeJS.Timeout | null = null;
   private loop: Promise<void> = Promise.resolve();
@@ -196,8 +196,10 @@ export class ProcessSampler {
       if (known && known.root === root && nowMs - known.walkedMs < (this.opts.walkEveryMs ?? 1000)) continue;
       this.trees.set(rank, { root, pids: processTree(root), walkedMs: nowMs });
     }
-    // seconds since boot, the clock of starttime, fractional (libuv reads CLOCK_BOOTTIME)
-    const at = uptime();
+    // the monotonic clock costs no system call; the time since boot (the clock of starttime) costs a
+    // read of /proc/uptime, so it is read only for pids seen for the first time
+    const at = Number(process.hrtime.bigint()) / 1e9;
+    let sinceBoot: number | undefined;
     const recvNs = this.opts.now();
     const current = new Map<number, Reading>();
     const lines: string[] = [];
@@ -209,9 +211,10 @@ export class ProcessSampler {
         // CPU over the interval since the previous reading; a pid read for the first time (or reused by
         // a new process, which has another start time): since it started
         const known = this.last.get(pid);
-        const prev = known?.startTicks === stat.startTicks ? known : { cpuTicks: 0, at: stat.startTicks / units.clockTicks };
-        const seconds = at - prev.at;
-        if (seconds > 0) u.cpuPercent += (100 * (stat.cpuTicks - prev.cpuTicks)) / units.clockTicks / seconds;
+        const [cpuTicks, seconds] = known?.startTicks === stat.startTicks
+          ? [stat.cpuTicks - known.cpuTicks, at - known.at]
+          : [stat.cpuTicks, (sinceBoot ??= uptime()) - stat.startTicks / units.clockTicks];
+        if (seconds > 0) u.cpuPercent += (100 * cpuTicks) / units.clockTicks / seconds;
         u.rssBytes += stat.rssPages * units.pageSize;
         u.nprocs++;
         current.set(pid, { cpuTicks: stat.cpuTicks, startTicks: stat.startTicks, at });
