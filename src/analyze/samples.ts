@@ -2,7 +2,7 @@
 // samples/process.csv (columns: docs/contracts.md). Rows are read one at a time; per GPU or rank only
 // the values inside the region are kept (a number each), for the statistics and the charts.
 import { existsSync } from 'node:fs';
-import { readCsvRecords } from './csv.js';
+import { readCsvRecords } from '../sample/csv.js';
 import type { GpuCounters, ProcessCounters } from './summary.js';
 
 /** Region on the reference clock, epoch ns; either end may be open. t0: zero of the series (default: first sample). */

@@ -12,6 +12,7 @@ import { readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { RunDir } from '../run-dir.js';
+import { csvField, splitCsv } from '../sample/csv.js';
 
 /**
  * Merges node `node`'s CSV samples into the run's, shifted by `offsetNs` (reference − node's clock).
@@ -88,27 +89,12 @@ function firstKey(line: string): bigint {
   return /^\d+$/.test(first) ? BigInt(first) : -1n;
 }
 
+/** The row with `offsetNs` added to the columns `cols`, written again as the samplers write CSV. */
 function shiftRow(line: string, cols: number[], offsetNs: bigint): string {
   if (cols.length === 0 || offsetNs === 0n) return line;
   const fields = splitCsv(line);
   for (const i of cols) {
     if (i < fields.length && /^\d+$/.test(fields[i])) fields[i] = String(BigInt(fields[i]) + offsetNs);
   }
-  return fields.join(',');
-}
-
-/** Fields of one CSV line as written (quotes kept), split at commas outside double quotes. */
-function splitCsv(line: string): string[] {
-  const fields: string[] = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    if (line[i] === '"') quoted = !quoted;
-    else if (line[i] === ',' && !quoted) {
-      fields.push(line.slice(start, i));
-      start = i + 1;
-    }
-  }
-  fields.push(line.slice(start));
-  return fields;
+  return fields.map(csvField).join(',');
 }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadSummary, type Summary } from '../analyze/index.js';
 import { duration, num, percent } from '../analyze/format.js';
-import { formatCsv } from '../analyze/csv.js';
+import { formatCsv } from '../sample/csv.js';
 import { UserError } from '../errors.js';
 import { RunDir } from '../run-dir.js';
 import { writeReports, writeRunReports } from './index.js';

@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
+import { csvField } from './csv.js';
 import { CsvFile } from './csv-file.js';
 
 /** The fields sampled when the config names none (sampling.nvidia_smi_fields). */
@@ -92,11 +93,6 @@ export function csvColumns(fields: readonly string[]): string[] {
 /** CSV cells for one parsed line, in csvColumns order. */
 function csvCells(fields: readonly string[], values: readonly string[]): string[] {
   return fields.flatMap((f, i) => (f === 'timestamp' ? [values[i], timestampToNs(values[i]) ?? ''] : [values[i]]));
-}
-
-/** A CSV field: quoted only when it holds a comma, quote or line break (RFC 4180). */
-function csvField(v: string): string {
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
 }
 
 function idArgs(gpuIds: readonly number[]): string[] {

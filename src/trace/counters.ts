@@ -5,9 +5,9 @@
 //   - manifest.events (spawn, barrier release, exit, failure…) → instants ("i") on the "moe-run" process.
 // All these times are epoch ns on the reference clock (recv_ns, t_ns); the timeline's zero is
 // subtracted exactly. The CSVs are read line by line: a long run's samples are never held whole.
-import { createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { existsSync } from 'node:fs';
 import type { LauncherEvent } from '../run-dir.js';
+import { readCsvRecords } from '../sample/csv.js';
 import { writeWithTs } from './remap.js';
 import { fromNs } from './time.js';
 import type { TimelineWriter } from './writer.js';
@@ -31,52 +31,11 @@ const GPU_FIELDS: Record<string, [string, string]> = {
 /** columns that are not measurements */
 const GPU_SKIP = new Set(['recv_ns', 'host', 'timestamp', 'timestamp_ns', 'index', 'name', 'uuid', 'pci.bus_id', 'driver_version', 'serial', 'memory.total', 'pstate']);
 
-/** One CSV line split on commas, honouring double quotes. */
-export function splitCsv(line: string): string[] {
-  if (!line.includes('"')) return line.split(',');
-  const out: string[] = [];
-  let cur = '';
-  let q = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (q) {
-      if (c === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (c === '"') q = false;
-      else cur += c;
-    } else if (c === '"') q = true;
-    else if (c === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
-
 /** "45 %", "1234 MiB", "250.3" → number; "[N/A]", "" → null. */
 export function sampleValue(cell: string | undefined): number | null {
   if (cell === undefined) return null;
   const m = /^\s*(-?\d+(?:\.\d+)?)(?:\s*[A-Za-z%°]*)?\s*$/.exec(cell);
   return m ? Number(m[1]) : null;
-}
-
-async function* csvRows(path: string): AsyncGenerator<Record<string, string>> {
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
-  let header: string[] | null = null;
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    const cells = splitCsv(line).map((c) => c.trim());
-    if (!header) {
-      // "memory.used [MiB]" (nvidia-smi's own header) and "memory.used" name the same field
-      header = cells.map((h) => h.replace(/\s*\[[^\]]*\]$/, ''));
-      continue;
-    }
-    const row: Record<string, string> = {};
-    header.forEach((h, i) => (row[h] = cells[i] ?? ''));
-    yield row;
-  }
 }
 
 function timelineTs(epochNs: string | undefined, zeroNs: bigint) {
@@ -101,7 +60,7 @@ export async function writeGpuCounters(
 ): Promise<CounterStats> {
   const stats: CounterStats = { samples: 0, skipped: 0 };
   if (!existsSync(csv)) return stats;
-  for await (const row of csvRows(csv)) {
+  for await (const row of readCsvRecords(csv)) {
     const ts = timelineTs(row.recv_ns, zeroNs);
     const index = sampleValue(row.index);
     if (!ts || index === null) {
@@ -132,7 +91,7 @@ export async function writeProcessCounters(
 ): Promise<CounterStats> {
   const stats: CounterStats = { samples: 0, skipped: 0 };
   if (!existsSync(csv)) return stats;
-  for await (const row of csvRows(csv)) {
+  for await (const row of readCsvRecords(csv)) {
     const ts = timelineTs(row.recv_ns, zeroNs);
     const rank = sampleValue(row.rank);
     const pid = rank === null ? null : cpuPid(rank);

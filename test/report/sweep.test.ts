@@ -2,7 +2,7 @@
 // only config column is that fraction; the CSV reads back as a spreadsheet would read it.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseCsv } from '../../src/analyze/csv.js';
+import { splitCsv } from '../../src/sample/csv.js';
 import { reportCommand, flattenConfig } from '../../src/report/sweep.js';
 import { UserError } from '../../src/errors.js';
 import type { Manifest } from '../../src/run-dir.js';
@@ -39,7 +39,7 @@ describe('moe-run report DIR… (sweep)', () => {
     const dirs = await Promise.all(fractions.map((f, i) => sweepRun(`cap${i}`, f)));
     const csv = await reportCommand(dirs, { format: 'csv' });
     expect(csv.endsWith('\r\n')).toBe(true);
-    const [header, ...rows] = parseCsv(csv.slice(0, -2));
+    const [header, ...rows] = csv.slice(0, -2).split('\r\n').map(splitCsv);
     expect(header).toEqual(['run', 'gpus', FRACTION, 'tokens_per_s', 'region_s', 'all_to_all_pct', 'gpu_busy_pct', 'peak_gpu_mem_mib', 'peak_rss_mib', 'status']);
     expect(rows).toHaveLength(3);
     const col = (name: string) => rows.map((r) => r[header.indexOf(name)]);
@@ -66,7 +66,7 @@ describe('moe-run report DIR… (sweep)', () => {
     const failed = await sweepRun('badrun', 0.2, { status: 'failed', failure: { rank: 1, reason: 'rank 1 exited with code 1, out of memory' } });
     const csv = await reportCommand([ok, failed], { format: 'csv' });
     expect(csv).toContain('"failed: rank 1 exited with code 1, out of memory"');
-    const parsed = parseCsv(csv.trimEnd());
+    const parsed = csv.trimEnd().split('\r\n').map(splitCsv);
     expect(parsed[2][parsed[0].indexOf('status')]).toBe('failed: rank 1 exited with code 1, out of memory');
     await expect(reportCommand([ok, failed], { sort: 'nope' })).rejects.toBeInstanceOf(UserError);
     await expect(reportCommand([join(HTA, 'cpu_only')])).rejects.toThrow(/not a run directory/);
