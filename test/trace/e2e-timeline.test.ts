@@ -2,8 +2,7 @@
 // ranks on the CPU over gloo, torch 1.13 legacy traces) must leave a timeline.json.gz with both ranks,
 // their MoE ranges and all-to-alls, the samplers' counters, the launcher's events, and the two
 // moe_run/start markers within 1 ms of each other on the reference clock.
-// Needs the whole chain: launcher, bootstrap, samplers (the counters check fails while src/sample is
-// not wired into the launcher).
+// Needs the whole chain: launcher, bootstrap, samplers and the merge at the end of the run.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
