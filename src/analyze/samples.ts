@@ -2,18 +2,11 @@
 // samples/process.csv (columns: docs/contracts.md). Rows are read one at a time; per GPU or rank only
 // the values inside the region are kept (a number each), for the statistics and the charts.
 import { existsSync } from 'node:fs';
-import { readCsvRecords } from '../sample/csv.js';
+import { readCsvRecords, sampleNumber } from '../sample/csv.js';
 import type { GpuCounters, ProcessCounters } from './summary.js';
 
 /** Region on the reference clock, epoch ns; either end may be open. t0: zero of the series (default: first sample). */
 export interface Window { from?: bigint; to?: bigint; t0?: bigint; }
-
-/** nvidia-smi prints "45 %", "1234 MiB", "[N/A]" (without nounits): the leading number, or null. */
-export function sampleNumber(text: string | undefined): number | null {
-  if (text === undefined) return null;
-  const v = Number.parseFloat(text);
-  return Number.isFinite(v) ? v : null;
-}
 
 export function mean(xs: number[]): number | undefined {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;

@@ -41,6 +41,17 @@ export function splitCsv(line: string): string[] {
 }
 
 /**
+ * A samples cell as a number: the leading number of what nvidia-smi prints with or without nounits
+ * ("45 %", "1234 MiB", "250.3"); "[N/A]", "" or anything else → null. The one parser of sample cells,
+ * so that the timeline's counters (trace) and the summary's (analyze) read the same cells as numbers.
+ */
+export function sampleNumber(cell: string | undefined): number | null {
+  if (cell === undefined) return null;
+  const m = /^\s*(-?\d+(?:\.\d+)?)(?:\s*[A-Za-z%°]*)?\s*$/.exec(cell);
+  return m ? Number(m[1]) : null;
+}
+
+/**
  * Reads a samples CSV row by row (the files grow with the run's length, so they are not read whole),
  * giving each row as a record keyed by the header, fields trimmed. Sample rows have no line breaks
  * inside fields. A header's unit suffix is dropped: "memory.used [MiB]" (nvidia-smi's own header) and

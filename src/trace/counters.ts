@@ -7,7 +7,7 @@
 // subtracted exactly. The CSVs are read line by line: a long run's samples are never held whole.
 import { existsSync } from 'node:fs';
 import type { LauncherEvent } from '../run-dir.js';
-import { readCsvRecords } from '../sample/csv.js';
+import { readCsvRecords, sampleNumber } from '../sample/csv.js';
 import { writeWithTs } from './remap.js';
 import { fromNs } from './time.js';
 import type { TimelineWriter } from './writer.js';
@@ -30,13 +30,6 @@ const GPU_FIELDS: Record<string, [string, string]> = {
 };
 /** columns that are not measurements */
 const GPU_SKIP = new Set(['recv_ns', 'host', 'timestamp', 'timestamp_ns', 'index', 'name', 'uuid', 'pci.bus_id', 'driver_version', 'serial', 'memory.total', 'pstate']);
-
-/** "45 %", "1234 MiB", "250.3" → number; "[N/A]", "" → null. */
-export function sampleValue(cell: string | undefined): number | null {
-  if (cell === undefined) return null;
-  const m = /^\s*(-?\d+(?:\.\d+)?)(?:\s*[A-Za-z%°]*)?\s*$/.exec(cell);
-  return m ? Number(m[1]) : null;
-}
 
 function timelineTs(epochNs: string | undefined, zeroNs: bigint) {
   if (!epochNs || !/^\d+$/.test(epochNs)) return null;
@@ -62,7 +55,7 @@ export async function writeGpuCounters(
   if (!existsSync(csv)) return stats;
   for await (const row of readCsvRecords(csv)) {
     const ts = timelineTs(row.recv_ns, zeroNs);
-    const index = sampleValue(row.index);
+    const index = sampleNumber(row.index);
     if (!ts || index === null) {
       stats.skipped++;
       continue;
@@ -71,7 +64,7 @@ export async function writeGpuCounters(
     for (const [field, cell] of Object.entries(row)) {
       // identities, constants and bit masks (clocks_event_reasons.*) are not tracks
       if (GPU_SKIP.has(field) || field.startsWith('clocks_event_reasons') || field.startsWith('clocks_throttle_reasons')) continue;
-      const value = sampleValue(cell);
+      const value = sampleNumber(cell);
       if (value === null) continue;
       const [name, unit] = GPU_FIELDS[field] ?? [field, 'value'];
       writeWithTs(w, { ph: 'C', cat: CAT, name, pid, tid: 0, args: { [unit]: value } }, ts);
@@ -93,15 +86,15 @@ export async function writeProcessCounters(
   if (!existsSync(csv)) return stats;
   for await (const row of readCsvRecords(csv)) {
     const ts = timelineTs(row.recv_ns, zeroNs);
-    const rank = sampleValue(row.rank);
+    const rank = sampleNumber(row.rank);
     const pid = rank === null ? null : cpuPid(rank);
     if (!ts || pid === null) {
       stats.skipped++;
       continue;
     }
-    const cpu = sampleValue(row.cpu_percent);
-    const rss = sampleValue(row.rss_bytes);
-    const nprocs = sampleValue(row.nprocs);
+    const cpu = sampleNumber(row.cpu_percent);
+    const rss = sampleNumber(row.rss_bytes);
+    const nprocs = sampleNumber(row.nprocs);
     if (cpu !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'CPU', pid, tid: 0, args: { '%': cpu } }, ts);
     if (rss !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'RSS', pid, tid: 0, args: { MiB: Math.round((rss / 2 ** 20) * 10) / 10 } }, ts);
     if (nprocs !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'processes', pid, tid: 0, args: { count: nprocs } }, ts);
