@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import type { LauncherEvent } from '../run-dir.js';
 import { readCsvRecords, sampleNumber } from '../sample/csv.js';
 import { writeWithTs } from './remap.js';
-import { fromNs } from './time.js';
+import { fromNs, type UsNs } from './time.js';
 import type { TimelineWriter } from './writer.js';
 
 /** The fixed pid of the "moe-run" process (launcher events). */
@@ -42,6 +42,30 @@ export interface CounterStats {
 }
 
 /**
+ * The loop both samples files share: each row with a usable recv_ns goes to `write` with its timeline
+ * ts; a row without one, or that `write` turns down (returns false), counts as skipped.
+ */
+async function writeRows(
+  w: TimelineWriter,
+  csv: string,
+  zeroNs: bigint,
+  write: (row: Record<string, string>, ts: UsNs) => boolean,
+): Promise<CounterStats> {
+  const stats: CounterStats = { samples: 0, skipped: 0 };
+  if (!existsSync(csv)) return stats;
+  for await (const row of readCsvRecords(csv)) {
+    const ts = timelineTs(row.recv_ns, zeroNs);
+    if (!ts || !write(row, ts)) {
+      stats.skipped++;
+      continue;
+    }
+    stats.samples++;
+    await w.drain();
+  }
+  return stats;
+}
+
+/**
  * nvidia-smi samples as counters. `gpuPid(host, index)` names the process that owns the GPU (a rank's
  * GPU process, or one made for a GPU no rank used).
  */
@@ -51,15 +75,9 @@ export async function writeGpuCounters(
   zeroNs: bigint,
   gpuPid: (host: string, index: number) => number,
 ): Promise<CounterStats> {
-  const stats: CounterStats = { samples: 0, skipped: 0 };
-  if (!existsSync(csv)) return stats;
-  for await (const row of readCsvRecords(csv)) {
-    const ts = timelineTs(row.recv_ns, zeroNs);
+  return writeRows(w, csv, zeroNs, (row, ts) => {
     const index = sampleNumber(row.index);
-    if (!ts || index === null) {
-      stats.skipped++;
-      continue;
-    }
+    if (index === null) return false;
     const pid = gpuPid(row.host ?? '', index);
     for (const [field, cell] of Object.entries(row)) {
       // identities, constants and bit masks (clocks_event_reasons.*) are not tracks
@@ -69,10 +87,8 @@ export async function writeGpuCounters(
       const [name, unit] = GPU_FIELDS[field] ?? [field, 'value'];
       writeWithTs(w, { ph: 'C', cat: CAT, name, pid, tid: 0, args: { [unit]: value } }, ts);
     }
-    stats.samples++;
-    await w.drain();
-  }
-  return stats;
+    return true;
+  });
 }
 
 /** process.csv (`recv_ns,rank,pid,cpu_percent,rss_bytes,nprocs`) as counters on each rank's CPU process. */
@@ -82,26 +98,18 @@ export async function writeProcessCounters(
   zeroNs: bigint,
   cpuPid: (rank: number) => number | null,
 ): Promise<CounterStats> {
-  const stats: CounterStats = { samples: 0, skipped: 0 };
-  if (!existsSync(csv)) return stats;
-  for await (const row of readCsvRecords(csv)) {
-    const ts = timelineTs(row.recv_ns, zeroNs);
+  return writeRows(w, csv, zeroNs, (row, ts) => {
     const rank = sampleNumber(row.rank);
     const pid = rank === null ? null : cpuPid(rank);
-    if (!ts || pid === null) {
-      stats.skipped++;
-      continue;
-    }
+    if (pid === null) return false;
     const cpu = sampleNumber(row.cpu_percent);
     const rss = sampleNumber(row.rss_bytes);
     const nprocs = sampleNumber(row.nprocs);
     if (cpu !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'CPU', pid, tid: 0, args: { '%': cpu } }, ts);
     if (rss !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'RSS', pid, tid: 0, args: { MiB: Math.round((rss / 2 ** 20) * 10) / 10 } }, ts);
     if (nprocs !== null) writeWithTs(w, { ph: 'C', cat: CAT, name: 'processes', pid, tid: 0, args: { count: nprocs } }, ts);
-    stats.samples++;
-    await w.drain();
-  }
-  return stats;
+    return true;
+  });
 }
 
 /** Events that concern the whole run are global instants; the rest belong to the moe-run process. */
