@@ -39,12 +39,12 @@ function moduleLabels(m: Manifest): string[] {
   }
 }
 
-async function readJson<T>(path: string, what: string, notes: string[]): Promise<T | null> {
-  if (!existsSync(path)) return null;
+/** rank.json through the run directory; an unreadable one is a note, not a failure. */
+async function readRankInfo(run: RunDir, rank: number, notes: string[]): Promise<RankInfo | null> {
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    return await run.readRankInfo(rank);
   } catch (e) {
-    notes.push(`${what} unreadable (${(e as Error).message})`);
+    notes.push(`rank ${rank}: rank.json unreadable (${(e as Error).message})`);
     return null;
   }
 }
@@ -59,7 +59,7 @@ interface RankPass {
 }
 
 async function analyzeRank(run: RunDir, rank: number, record: RankRecord | undefined, labels: string[], notes: string[]): Promise<RankPass> {
-  const info = await readJson<RankInfo>(run.rankJson(rank), `rank ${rank}: rank.json`, notes);
+  const info = await readRankInfo(run, rank, notes);
   notes.push(...(info?.notes ?? []).map((n) => `rank ${rank}: ${n}`));
   const trace = await run.traceFile(rank);
   let metrics: RankMetricsResult = new RankMetrics(labels).finish();
