@@ -53,7 +53,7 @@ export function fairseqRank(w: FairseqWorkload, ctx: RankContext): WorkloadRank 
     ...(w.output_word_probs ? ['--output-word-probs'] : []),
     ...(Object.keys(overrides).length > 0 ? ['--model-overrides', pyRepr(overrides as PyValue)] : []),
     ...w.extra_args,
-    ...distributedArgs(ctx, w.backend, ctx.localRank),
+    ...distributedArgs(ctx, w.backend),
   ];
   const dir = w.fairseq_dir === undefined ? undefined : resolve(w.fairseq_dir);
   return {

@@ -37,7 +37,7 @@ export function tinymoeRank(w: TinymoeWorkload, ctx: RankContext): WorkloadRank 
     '--seed', String(w.seed),
     '--model-overrides', pyRepr(w.model_overrides as PyValue),
     ...w.extra_args,
-    ...distributedArgs(ctx, w.backend ?? (cpu ? 'gloo' : 'nccl'), ctx.localRank),
+    ...distributedArgs(ctx, w.backend ?? (cpu ? 'gloo' : 'nccl')),
   ];
   return {
     bootstrapArgs: ['--entry', 'tinymoe.eval_lm:cli_main', '--', ...args],

@@ -30,13 +30,13 @@ export interface ProfileDefaults {
 }
 
 /** fairseq's own flags for one process per rank (fairseq/dataclass/configs.py, DistributedTrainingConfig). */
-export function distributedArgs(ctx: RankContext, backend: string, deviceId: number): string[] {
+export function distributedArgs(ctx: RankContext, backend: string): string[] {
   const host = ctx.masterAddr.includes(':') ? `[${ctx.masterAddr}]` : ctx.masterAddr; // IPv6 literal
   return [
     '--distributed-init-method', `tcp://${host}:${ctx.masterPort}`,
     '--distributed-world-size', String(ctx.worldSize),
     '--distributed-rank', String(ctx.rank),
-    '--device-id', String(deviceId),
+    '--device-id', String(ctx.localRank),
     // one process per rank, started by moe-run: fairseq must not spawn its own children
     '--distributed-no-spawn',
     '--distributed-backend', backend,
