@@ -1,12 +1,9 @@
-// The trace stage's entry points: the `moe-run merge` command and the post-run merge stage. The
-// building blocks are exported for the stages after this one (analyze reads traces with reader.ts).
+// The trace stage's entry points: the `moe-run merge` command and the post-run merge stage. The stages
+// after this one import its building blocks from their own files (analyze: reader.ts, align.ts).
 import { statSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import type { PostRunStage } from '../launch/index.js';
 import { mergeRunDir, mergeTraceFiles, type MergeResult } from './merge.js';
-
-export { mergeRunDir, mergeTraceFiles, rankFromFileName, type MergeResult, type MergedRank } from './merge.js';
-export { openTrace, readTraceEvents, scanTrace, absoluteNs, type TraceEvent, type TraceMeta, type TraceReader } from './reader.js';
 
 function summary(r: MergeResult): string[] {
   const traces = r.ranks.filter((x) => x.trace).length;
