@@ -10,11 +10,12 @@
 import { EventEmitter } from 'node:events';
 import { UserError } from '../errors.js';
 import type { RunConfig } from '../config/schema.js';
-import { freePort, maskEnv, planRun, type NodeFacts } from '../plan/index.js';
+import { freePort, planRun, type NodeFacts } from '../plan/index.js';
 import type { RankRecord, RunDir } from '../run-dir.js';
 import { mergeNodeSamples } from './agent-samples.js';
 import { ArtifactReceiver } from './artifacts.js';
 import type { AgentMessage } from './protocol.js';
+import { rankRecord } from './record.js';
 import type { Peer, RendezvousServer } from './rendezvous.js';
 import { rendezvousBindAddress, resolveJoinToken, type NodePlacement } from './slurm.js';
 import type { Failure, Supervisor } from './supervisor.js';
@@ -255,12 +256,7 @@ export class NodeZero {
     const records: RankRecord[] = [];
     for (let node = 1; node < this.placement.nnodes; node++) {
       const host = this.placement.hosts?.[node] ?? `node ${node}`;
-      for (const r of planRun(this.config, { ...facts, nodeRank: node, hostname: host }).ranks) {
-        records.push({
-          rank: r.rank, local_rank: r.localRank, node_rank: node, host, device: r.device,
-          argv: r.argv, env: maskEnv(r.env), cwd: r.cwd, status: 'not-started',
-        });
-      }
+      for (const r of planRun(this.config, { ...facts, nodeRank: node, hostname: host }).ranks) records.push(rankRecord(r, host));
     }
     return records;
   }

@@ -10,13 +10,13 @@ import { stringify } from 'yaml';
 import type { RunConfig } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { defaultRunDir, gatherFacts } from '../plan/facts.js';
-import { planRun, maskEnv, type RunPlan } from '../plan/index.js';
+import { planRun } from '../plan/index.js';
 import { repoRoot } from '../plan/repo.js';
-import { MANIFEST_SCHEMA_VERSION, RunDir, type Manifest, type RankRecord } from '../run-dir.js';
+import { MANIFEST_SCHEMA_VERSION, RunDir, type Manifest } from '../run-dir.js';
 import { collectHostInventory } from '../sample/index.js';
 import { ReferenceClock } from './clock.js';
 import { Progress, describe } from './progress.js';
-import { LauncherLog, RunRecord } from './record.js';
+import { LauncherLog, RunRecord, rankRecord } from './record.js';
 import { runAgent } from './agent.js';
 import { NodeZero } from './agents.js';
 import { RendezvousServer } from './rendezvous.js';
@@ -159,7 +159,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
       ...(zero ? { nnodes, nodeRank: 0, masterAddr: rdzvHost, masterPort: zero.masterPort, hostname: placement!.hostname } : {}),
     });
     const plan = planRun(config, facts);
-    record.manifest.ranks = plan.ranks.map(rankRecord(facts.hostname));
+    record.manifest.ranks = plan.ranks.map((r) => rankRecord(r, facts.hostname));
     for (const r of plan.ranks) await runDir.createRankDir(r.rank);
     // Taken while the ranks start (it imports torch, as they do), recorded when they have ended.
     const host = collectHostInventory(facts.python ?? 'python3').catch((err: unknown) => ({ error: String(err) }));
@@ -352,13 +352,6 @@ function newManifest(opts: LaunchOptions, runDir: RunDir, clock: ReferenceClock)
     notes: [],
     events: [],
   };
-}
-
-function rankRecord(host: string) {
-  return (r: RunPlan['ranks'][number]): RankRecord => ({
-    rank: r.rank, local_rank: r.localRank, node_rank: r.nodeRank, host, device: r.device,
-    argv: r.argv, env: maskEnv(r.env), cwd: r.cwd, status: 'not-started',
-  });
 }
 
 /** Each rank's end, the run's status and exit code, and the root cause of a failure. */

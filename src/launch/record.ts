@@ -2,7 +2,8 @@
 // that dies still says how far it got) and launcher.log (every line the launcher printed, and debug
 // lines it did not).
 import { closeSync, openSync, writeSync } from 'node:fs';
-import type { LauncherEvent, Manifest } from '../run-dir.js';
+import { maskEnv, type RunPlan } from '../plan/index.js';
+import type { LauncherEvent, Manifest, RankRecord } from '../run-dir.js';
 import { RunDir } from '../run-dir.js';
 import type { ReferenceClock } from './clock.js';
 
@@ -66,6 +67,14 @@ export class RunRecord {
     await this.saving;
     this.manifest = await this.runDir.readManifest();
   }
+}
+
+/** A planned rank as the manifest records it before it starts (its secrets masked). */
+export function rankRecord(r: RunPlan['ranks'][number], host: string): RankRecord {
+  return {
+    rank: r.rank, local_rank: r.localRank, node_rank: r.nodeRank, host, device: r.device,
+    argv: r.argv, env: maskEnv(r.env), cwd: r.cwd, status: 'not-started',
+  };
 }
 
 function withoutUndefined<T extends object>(o: T): T {
