@@ -78,12 +78,13 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
   const stderr = opts.stderr ?? process.stderr;
   const clock = new ReferenceClock();
   const archive = opts.archive ?? config.output.archive;
+  const tee: Tee = opts.quiet ? 'none' : opts.tee ?? config.launch.tee;
   // Several nodes: node 0 runs the sequence below with the other nodes' agents joined to it
   // (src/launch/agents.ts); every other node's launcher is such an agent (src/launch/agent.ts).
   const placement = opts.placement !== undefined && opts.placement.nnodes > 1 ? opts.placement : undefined;
   if (placement !== undefined && placement.nodeRank > 0) {
     return runAgent({
-      config, placement, outDir: opts.outDir, tee: opts.quiet ? 'none' : opts.tee ?? config.launch.tee,
+      config, placement, outDir: opts.outDir, tee,
       print: (line) => { if (!opts.quiet) stderr.write(line + '\n'); }, result: (line) => stderr.write(line + '\n'),
       startSamplers: opts.startSamplers,
     });
@@ -169,7 +170,7 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     supervisor = new Supervisor({
       ranks: plan.ranks,
       graceS: config.launch.grace_s,
-      tee: opts.quiet ? 'none' : opts.tee ?? config.launch.tee,
+      tee,
       clock,
       out: (stream, line) => progress.rankOutput(stream, line),
       log: (line) => log.write(line),
@@ -187,29 +188,29 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
     record.stageEnd('setup');
     record.stageStart('ranks');
     ranksStarted = true;
-    const exits = stopSignal === undefined ? await supervisor.run() : [];
+    // (from here on a signal goes to the ranks: stopSignal no longer changes)
+    const interrupted: Failure | undefined = stopSignal === undefined ? undefined : {
+      kind: 'signal', reason: `interrupted by ${stopSignal} before the ranks started`, exitCode: signalExitCode(stopSignal), signal: stopSignal,
+    };
+    const exits = interrupted === undefined ? await supervisor.run() : [];
     record.stageEnd('ranks');
     await samplers.stop();
     samplers = undefined;
     if (zero) {
       // interrupted before this node's ranks started: the other nodes' must not wait for them at the barrier
-      if (stopSignal !== undefined) {
-        supervisor.fail({ kind: 'signal', reason: `interrupted by ${stopSignal} before the ranks started`, exitCode: signalExitCode(stopSignal), signal: stopSignal });
-      }
+      if (interrupted !== undefined) supervisor.fail(interrupted);
       // the other nodes: done, their results taken in and their samples on this clock
       for (const text of await zero.finish(record.manifest.ranks, server.nodeOffsets, supervisor)) record.note(text);
     }
 
     // ── 6. the manifest says how it ended ──
     progress.stop();
-    finish(record, exits, supervisor.failure ?? (stopSignal === undefined ? undefined : {
-      kind: 'signal', reason: `interrupted by ${stopSignal} before the ranks started`, exitCode: signalExitCode(stopSignal), signal: stopSignal,
-    }));
+    finish(record, exits, supervisor.failure ?? interrupted);
     recordHost(record, await host);
     record.stageEnd('run');
     await record.save();
     // The result is printed even with --quiet.
-    const result = summarize(record.manifest, runDir.root, exits, opts.quiet ? 'none' : opts.tee ?? config.launch.tee);
+    const result = summarize(record.manifest, runDir.root, exits, tee);
     for (const line of result.lines) {
       log.write(line);
       (result.stream === 'stdout' ? stdout : stderr).write(line + '\n');
