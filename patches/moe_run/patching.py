@@ -24,7 +24,6 @@ def split_target(target: str) -> Tuple[str, List[str]]:
 class Patcher:
     def __init__(self):
         self._pending: Dict[str, List[Tuple[str, List[str], Patch]]] = {}
-        self.applied: List[str] = []
 
     def add(self, target: str, patch: Patch) -> None:
         module_name, attrs = split_target(target)
@@ -62,7 +61,6 @@ class Patcher:
             else:
                 replacement = _wrapped(patch, raw)
             setattr(owner, attrs[-1], replacement)
-            self.applied.append(target)
 
 
 def _wrapped(patch: Patch, original: Callable) -> Callable:
