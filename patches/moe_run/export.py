@@ -12,6 +12,7 @@ import shutil
 from decimal import Decimal
 from typing import Optional
 
+from moe_run.rankfiles import write_text
 from moe_run.settings import MARKER
 
 CHUNK = 1 << 20
@@ -106,16 +107,9 @@ def write_ops(averages, rank_dir: str, torch_version: str, trace_format: str, ro
     rows = op_rows(averages)
     doc = {"schema": 1, "torch_version": torch_version, "trace_format": trace_format,
            "device_time_field": device_sort_key(averages), "ops": rows}
-    _write_text(os.path.join(rank_dir, "ops.json"), json.dumps(doc, indent=1) + "\n")
-    _write_text(os.path.join(rank_dir, "ops_cpu.txt"), averages.table(sort_by="cpu_time_total", row_limit=row_limit))
+    write_text(os.path.join(rank_dir, "ops.json"), json.dumps(doc, indent=1) + "\n")
+    write_text(os.path.join(rank_dir, "ops_cpu.txt"), averages.table(sort_by="cpu_time_total", row_limit=row_limit))
     device_table = averages.table(sort_by=device_sort_key(averages), row_limit=row_limit)
     if not any(r["device_total_us"] > 0 for r in rows):
         device_table = "# no device (CUDA) time was recorded: CPU-only profile, rows in no useful order\n" + device_table
-    _write_text(os.path.join(rank_dir, "ops_cuda.txt"), device_table)
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text(os.path.join(rank_dir, "ops_cuda.txt"), device_table)

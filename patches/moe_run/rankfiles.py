@@ -1,16 +1,20 @@
-"""rank.json (RankInfo in src/run-dir.ts) and error.json, written atomically into rank-R/."""
+"""rank.json (RankInfo in src/run-dir.ts) and error.json, written atomically into rank-R/; write_text
+is the atomic write every file of rank-R/ goes through (export.py's ops.json and tables too)."""
 import datetime
 import json
 import os
 import traceback
 
 
-def write_json(path: str, doc: dict) -> None:
+def write_text(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str, doc: dict) -> None:
+    write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
 def write_error(rank_dir: str, exc: BaseException, time_ns: int) -> None:
