@@ -11,7 +11,7 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { RunDir, type RankInfo } from '../src/run-dir.js';
+import { RunDir } from '../src/run-dir.js';
 import { mergeRunDir } from '../src/trace/merge.js';
 import { TimelineWriter } from '../src/trace/writer.js';
 
@@ -26,7 +26,7 @@ async function jsonParseMerge(dir: string, out: string): Promise<{ inputBytes: n
   let nextPid = 2;
   for (const rank of await rd.ranks()) {
     const path = (await rd.traceFile(rank))!;
-    const info = JSON.parse(await readFile(rd.rankJson(rank), 'utf8')) as RankInfo;
+    const info = (await rd.readRankInfo(rank))!;
     inputBytes += (await stat(path)).size;
     const text = await readFile(path, 'utf8'); // fails past V8's longest string (~512 MiB)
     const doc = JSON.parse(text) as { traceEvents: Ev[] };

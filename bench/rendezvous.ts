@@ -12,7 +12,7 @@
 //
 // Four ranks on a machine with fewer cores preempt each other; the note says the load average.
 import { execa } from 'execa';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { percentile } from '../src/analyze/samples.js';
@@ -86,7 +86,7 @@ async function oneRun(skews: bigint[]): Promise<RunFigures> {
     for (const [rank, r] of ranks.entries()) {
       if (r.exitCode !== 0) throw new Error(`bench rendezvous: rank ${rank} exited ${r.exitCode ?? r.signal}:\n${r.all}`);
     }
-    const infos = skews.map((_, rank) => JSON.parse(readFileSync(runDir.rankJson(rank), 'utf8')) as RankInfo);
+    const infos = await Promise.all(skews.map(async (_, rank) => (await runDir.readRankInfo(rank))!));
     const onReference = (local: string | undefined, info: RankInfo) => {
       if (local === undefined) throw new Error(`bench rendezvous: rank ${info.rank}'s rank.json lacks an anchor: ${JSON.stringify(info.anchors)}`);
       return BigInt(local) + BigInt(info.clock_offset_ns);
