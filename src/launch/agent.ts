@@ -17,13 +17,14 @@ import { UserError } from '../errors.js';
 import { gatherFacts } from '../plan/facts.js';
 import { planRun } from '../plan/index.js';
 import { RunDir } from '../run-dir.js';
+import { ranksOf } from './agents.js';
 import { sendArtifacts } from './artifacts.js';
 import { RendezvousClient } from './client.js';
 import { ReferenceClock } from './clock.js';
 import { LauncherLog } from './record.js';
 import type { AgentMessage, ClientMessage, ServerMessage } from './protocol.js';
 import { resolveJoinToken, type NodePlacement } from './slurm.js';
-import { Supervisor, describeExit, type RankExit, type Tee } from './supervisor.js';
+import { FORWARDED_SIGNALS, Supervisor, describeExit, type RankExit, type Tee } from './supervisor.js';
 import { startRankSamplers, type SamplerContext, type Samplers } from './samplers.js';
 
 export interface AgentOptions {
@@ -41,8 +42,6 @@ export interface AgentOptions {
   startSamplers?: (ctx: SamplerContext) => Promise<Samplers>;
 }
 
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
-
 /** Runs this node's part of the run; resolves with the exit code for moe-run. */
 export async function runAgent(opts: AgentOptions): Promise<number> {
   const { config, placement } = opts;
@@ -50,7 +49,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   const rdzv = placement.rdzv;
   if (rdzv === undefined || node === 0) throw new Error('runAgent: needs node ≥ 1 and node 0\'s rendezvous');
   const ranksPerNode = config.gpus;
-  const ranks = Array.from({ length: ranksPerNode }, (_, i) => node * ranksPerNode + i);
+  const ranks = ranksOf(node, ranksPerNode);
   const clock = new ReferenceClock(); // this node's wall clock; node 0's differs by `offset`
   const { token } = await resolveJoinToken(placement, {
     outputDir: config.output.dir, outputShared: config.output.shared, waitMs: config.rendezvous.timeout_s * 1000,
@@ -142,7 +141,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
     }
   })();
   const onSignal = (sig: NodeJS.Signals) => supervisor.signal(sig);
-  for (const sig of SIGNALS) process.on(sig, onSignal);
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, onSignal);
 
   const pids = new Map<number, number>();
   supervisor.on('spawn', (rank, pid) => pids.set(rank, pid));
@@ -155,7 +154,7 @@ export async function runAgent(opts: AgentOptions): Promise<number> {
   try {
     exits = await supervisor.run();
   } finally {
-    for (const sig of SIGNALS) process.off(sig, onSignal);
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, onSignal);
     await samplers.stop();
   }
   const failed = exits.filter((e) => e.exitCode !== 0 || e.signal !== null || e.spawnError !== undefined);

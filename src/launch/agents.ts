@@ -319,6 +319,7 @@ export class NodeZero {
   }
 }
 
-function ranksOf(node: number, ranksPerNode: number): number[] {
+/** The global ranks of node `node`. */
+export function ranksOf(node: number, ranksPerNode: number): number[] {
   return Array.from({ length: ranksPerNode }, (_, i) => node * ranksPerNode + i);
 }

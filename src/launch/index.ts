@@ -22,7 +22,7 @@ import { NodeZero } from './agents.js';
 import { RendezvousServer } from './rendezvous.js';
 import type { NodePlacement } from './slurm.js';
 import { startRankSamplers, type SamplerContext, type Samplers } from './samplers.js';
-import { Supervisor, describeExit, signalExitCode, type Failure, type RankExit, type Tee } from './supervisor.js';
+import { FORWARDED_SIGNALS, Supervisor, describeExit, signalExitCode, type Failure, type RankExit, type Tee } from './supervisor.js';
 
 /** A stage after the ranks have ended (merge, analyze, report, pack), reading the run directory only. */
 export interface PostRunStage {
@@ -68,7 +68,6 @@ export interface LaunchOptions {
 
 export { gpuIndices, type SamplerContext, type Samplers } from './samplers.js';
 
-const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
 const BARRIER_TIMEOUT_EXIT = 1;
 
 /** Runs one profiled launch on this node; resolves to moe-run's exit code. */

@@ -63,6 +63,9 @@ export interface SupervisorEvents {
   failure: [failure: Failure];
 }
 
+/** The signals a launcher (node 0's or an agent) passes on to its ranks (Supervisor.signal). */
+export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+
 const TAIL_LINES = 20;
 const EXPECT_EXIT_GRACE_PERIODS = 3;
 const MAX_CONSOLE_LINE = 4096;
