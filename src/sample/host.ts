@@ -42,7 +42,7 @@ async function pythonVersions(python: string): Promise<PythonVersions | { error:
  * could not be found out (no nvidia-smi, a Python without torch).
  */
 export async function collectHostInventory(python: string): Promise<Record<string, unknown>> {
-  const nvidiaSmi = await findNvidiaSmi();
+  const nvidiaSmi = findNvidiaSmi();
   const [cpu, mem, os, py, gpus] = await Promise.all([
     si.cpu(), si.mem(), si.osInfo(), pythonVersions(python),
     nvidiaSmi ? gpuInventory(nvidiaSmi) : Promise.resolve({ note: 'nvidia-smi not found on PATH: no GPU inventory' }),

@@ -67,7 +67,7 @@ export async function startSamplers(opts: SamplerOptions): Promise<Samplers> {
 
 async function startNvidiaSmi(opts: SamplerOptions, note: (line: string) => void): Promise<NvidiaSmiSampler | null> {
   const { runDir, sampling, gpuIndices } = opts;
-  const bin = await findNvidiaSmi();
+  const bin = findNvidiaSmi();
   if (!bin) {
     note('nvidia-smi not found on PATH: no GPU samples (samples/nvidia-smi.csv not written)');
     return null;

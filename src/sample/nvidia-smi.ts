@@ -11,12 +11,11 @@
 //   with this process's time zone (nvidia-smi runs on this host with the same environment);
 // - it may exit in the middle of a run (driver reset, GPU lost): the sampler restarts it with backoff and
 //   records the gap as a note.
-import { access, writeFile } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
+import { which } from '../plan/python.js';
 import { csvField } from './csv.js';
 import { CsvFile } from './csv-file.js';
 
@@ -35,17 +34,8 @@ function formerName(field: string): string | undefined {
 }
 
 /** The full path of `nvidia-smi` on PATH, or null: its absence is a note, not an error. */
-export async function findNvidiaSmi(pathEnv = process.env.PATH ?? ''): Promise<string | null> {
-  for (const dir of pathEnv.split(delimiter).filter(Boolean)) {
-    const candidate = join(dir, 'nvidia-smi');
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this folder
-    }
-  }
-  return null;
+export function findNvidiaSmi(pathEnv = process.env.PATH ?? ''): string | null {
+  return which('nvidia-smi', pathEnv) ?? null;
 }
 
 /**
