@@ -229,8 +229,6 @@ export async function launchRun(opts: LaunchOptions): Promise<number> {
         error = err instanceof Error ? err.message : String(err);
         if (!(err instanceof UserError)) log.write(err instanceof Error ? err.stack ?? error : error);
       }
-      // The stage may have written to manifest.json itself.
-      await record.reload();
       record.stageEnd(stage.name);
       if (error !== undefined) {
         // The ranks' work is kept; the stage can be redone offline (moe-run merge/report/pack DIR).

@@ -29,7 +29,7 @@ export class LauncherLog {
 export class RunRecord {
   private saving: Promise<void> = Promise.resolve();
 
-  constructor(readonly runDir: RunDir, public manifest: Manifest, private readonly clock: ReferenceClock) {}
+  constructor(readonly runDir: RunDir, readonly manifest: Manifest, private readonly clock: ReferenceClock) {}
 
   /** A launcher event on the reference clock (an instant on the timeline's "moe-run" process). */
   event(kind: LauncherEvent['kind'], fields: Omit<LauncherEvent, 't_ns' | 'kind'> & { t_ns?: string } = {}): void {
@@ -60,12 +60,6 @@ export class RunRecord {
   /** A save while the ranks run (after an event): a failure is logged, the next save tries again. */
   saveSoon(log: (line: string) => void): void {
     this.save().catch((err: unknown) => log(`could not write manifest.json: ${err instanceof Error ? err.message : String(err)}`));
-  }
-
-  /** Takes in what a post-run stage wrote into manifest.json itself. */
-  async reload(): Promise<void> {
-    await this.saving;
-    this.manifest = await this.runDir.readManifest();
   }
 }
 
