@@ -42,21 +42,27 @@ export interface Launched {
   pid: number;
   stdout: () => string;
   stderr: () => string;
+  /** stdout and stderr together, in the order they came */
+  output: () => string;
   exit: Promise<number | null>;
   signal: (sig: NodeJS.Signals) => void;
 }
 
 /** Starts the real executable (bin/moe-run, built) in the background, collecting its output. */
-export function startMoeRun(repoRoot: string, args: string[]): Launched {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'moe-run'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startMoeRun(repoRoot: string, args: string[], env: Record<string, string> = {}): Launched {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'moe-run'), ...args], {
+    cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { err += d; });
+  let all = '';
+  child.stdout.on('data', (d) => { out += d; all += d; });
+  child.stderr.on('data', (d) => { err += d; all += d; });
   return {
     pid: child.pid!,
     stdout: () => out,
     stderr: () => err,
+    output: () => all,
     exit: new Promise((resolve) => child.on('close', (code) => resolve(code))),
     signal: (sig) => child.kill(sig),
   };

@@ -2,7 +2,6 @@
 // 2 ranks that are small Python scripts run as `workload.kind: command` through the real bootstrap and
 // the real rendezvous. Each failure test is a line of the fault matrix in docs/multinode.md; after each,
 // the process table holds nothing of the run. Also here, as cheap to run: output.shared (in place).
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,25 +11,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/plan/ports.js';
 import type { Manifest } from '../../src/run-dir.js';
 import { ensureBuilt, repoRoot } from '../cli/cli.js';
-import { processesWithEnv, waitUntil } from '../launch/procs.js';
+import { processesWithEnv, startMoeRun, waitUntil } from '../launch/procs.js';
 
 beforeAll(() => ensureBuilt(), 300_000);
 
-interface Launcher {
-  output: () => string;
-  exit: Promise<number | null>;
-  signal: (sig: NodeJS.Signals) => void;
-}
-
-function launcher(args: string[], token: string): Launcher {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'moe-run'), ...args], {
-    cwd: repoRoot, env: { ...process.env, MOE_RUN_JOIN_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  return { output: () => out, exit: new Promise((r) => child.on('close', (code) => r(code))), signal: (sig) => child.kill(sig) };
-}
+const launcher = (args: string[], token: string) => startMoeRun(repoRoot, args, { MOE_RUN_JOIN_TOKEN: token });
 
 /** A 2-node run of `script` (it reads its global rank from RANK); the whole script is the region. */
 async function setup(script: string, timeoutS = 120) {

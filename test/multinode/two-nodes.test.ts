@@ -1,7 +1,6 @@
 // Two moe-run launchers on this machine, `--nnodes 2` on loopback, each starting 2 tinymoe ranks on
 // the CPU: one run directory with 4 ranks whose torch.distributed world is 4; and killing the agent
 // mid-run stops every rank on both "nodes", leaving no process behind and a manifest that says why.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -11,33 +10,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/plan/ports.js';
-import { processesWithEnv, waitUntil } from '../launch/procs.js';
+import { processesWithEnv, startMoeRun, waitUntil } from '../launch/procs.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const python = process.env.MOE_RUN_PYTHON ?? '/usr/bin/python3';
 
-interface Node {
-  pid: number;
-  output: () => string;
-  exit: Promise<number | null>;
-  kill: (sig: NodeJS.Signals) => void;
-}
-
 /** One launcher, as a user starts it on a node (the built bin/moe-run, its own process). */
-function startNode(args: string[], env: Record<string, string>): Node {
-  const child = spawn(process.execPath, [join(repo, 'bin', 'moe-run'), ...args], {
-    cwd: repo, env: { ...process.env, MOE_RUN_PYTHON: python, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  return {
-    pid: child.pid!,
-    output: () => out,
-    exit: new Promise((r) => child.on('close', (code) => r(code))),
-    kill: (sig) => child.kill(sig),
-  };
-}
+const startNode = (args: string[], env: Record<string, string>) => startMoeRun(repo, args, { MOE_RUN_PYTHON: python, ...env });
 
 let base: string;
 beforeAll(async () => { base = await mkdtemp(join(tmpdir(), 'moe-two-nodes-')); });
@@ -105,7 +84,7 @@ describe('two launchers on loopback, 2 ranks each', () => {
     const before = processesWithEnv(marker);
     expect(before.length).toBeGreaterThanOrEqual(6); // 2 launchers + 4 ranks
 
-    node1.kill('SIGKILL');
+    node1.signal('SIGKILL');
     const code0 = await node0.exit;
     expect(code0).not.toBe(0);
     expect(await waitUntil(() => processesWithEnv(marker).length === 0, 30_000), `left: ${processesWithEnv(marker)}`).toBe(true);
