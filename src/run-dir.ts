@@ -122,6 +122,12 @@ export interface RankInfo {
   notes?: string[];
 }
 
+/** Written to a temporary file and renamed, so that a reader never sees half a file. */
+export async function writeAtomic(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
+}
+
 export function runDirName(name: string, date = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   const stamp = `${date.getUTCFullYear()}${p(date.getUTCMonth() + 1)}${p(date.getUTCDate())}-${p(date.getUTCHours())}${p(date.getUTCMinutes())}${p(date.getUTCSeconds())}`;
@@ -198,11 +204,8 @@ export class RunDir {
   async readManifest(): Promise<Manifest> {
     return JSON.parse(await readFile(this.manifest, 'utf8')) as Manifest;
   }
-  /** Written to a temporary file and renamed, so a reader never sees half a manifest. */
   async writeManifest(m: Manifest): Promise<void> {
-    const tmp = `${this.manifest}.tmp`;
-    await writeFile(tmp, JSON.stringify(m, null, 2) + '\n');
-    await rename(tmp, this.manifest);
+    await writeAtomic(this.manifest, JSON.stringify(m, null, 2) + '\n');
   }
   async readRankInfo(rank: number): Promise<RankInfo | null> {
     const p = this.rankJson(rank);

@@ -1,18 +1,12 @@
 // The report stage: summary.json → report.md and report.html in the run directory.
-import { rename, writeFile } from 'node:fs/promises';
 import { analyzeRunDir, type Summary } from '../analyze/index.js';
 import type { PostRunStage } from '../launch/index.js';
-import { RunDir } from '../run-dir.js';
+import { RunDir, writeAtomic } from '../run-dir.js';
 import { renderHtml } from './html.js';
 import { renderMarkdown } from './markdown.js';
 
 export { renderHtml } from './html.js';
 export { renderMarkdown } from './markdown.js';
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp`, text);
-  await rename(`${path}.tmp`, path);
-}
 
 /** Writes report.md and report.html of a run from its summary. */
 export async function writeReports(dir: string, summary: Summary): Promise<{ md: string; html: string }> {
