@@ -2,15 +2,15 @@
 // processes of /usr/bin/python3 (torch 1.13 here), and read what they leave behind.
 import { execa } from 'execa';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { freePort } from '../../src/plan/ports.js';
 import { bootstrapPath, repoRoot, workloadsDir } from '../../src/plan/repo.js';
 
 // The first python3 on PATH may lack torch; the system one has it (README, .ci).
 export const PYTHON = process.env.MOE_RUN_PYTHON ?? '/usr/bin/python3';
-export { bootstrapPath, repoRoot };
+export { bootstrapPath, freePort, repoRoot };
 
 export const TINYMOE_HOOKS = [
   { target: 'tinymoe.models:TransformerDecoder', moe_suffix: false },
@@ -30,14 +30,6 @@ export function tinymoeProfile(over: Record<string, unknown> = {}): string {
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `moe-run-${prefix}-`));
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
 }
 
 export interface RankRun {
