@@ -26,6 +26,7 @@ export async function dryRun(config: RunConfig, opts: DryRunOptions): Promise<st
     masterAddr: opts.masterAddr,
     hostname: opts.hostname,
   });
-  const plan = maskPlan(planRun(config, facts));
-  return opts.json ? JSON.stringify(plan, null, 2) + '\n' : `# python: ${python.python}: ${python.how}\n${formatDryRun(plan)}`;
+  const plan = planRun(config, facts);
+  // formatDryRun masks the token itself; the JSON is the plan as it is, so mask it here
+  return opts.json ? JSON.stringify(maskPlan(plan), null, 2) + '\n' : `# python: ${python.python}: ${python.how}\n${formatDryRun(plan)}`;
 }
