@@ -107,7 +107,7 @@ def register_patches(run, settings, patcher) -> None:
     from moe_run.profiling import labelled_forward
 
     profile = settings.profile
-    if profile.get("enabled", True):  # hooks only matter to the profiler; off, the workload runs as is
+    if run.profiling:  # hooks only matter to the profiler; off, the workload runs as is
         for hook in settings.hooks:
             patcher.add(hook.target + ".forward", labelled_forward(hook.label, hook.moe_suffix))
     if profile.get("region"):
