@@ -189,6 +189,13 @@ export class RunDir {
       .sort((a, b) => a - b);
   }
 
+  /** Every rank of the run: those the manifest lists (also ranks that never wrote a folder) and those
+   *  with a rank-R/ folder (also ranks of a manifest cut short), sorted. */
+  async allRanks(manifest: Pick<Manifest, 'ranks'>): Promise<number[]> {
+    const ids = new Set([...(manifest.ranks ?? []).map((r) => r.rank), ...(await this.ranks())]);
+    return [...ids].sort((a, b) => a - b);
+  }
+
   /** The rank's trace file, or null if it exported none. */
   async traceFile(rank: number): Promise<string | null> {
     const dir = this.rankDir(rank);

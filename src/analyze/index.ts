@@ -3,11 +3,11 @@
 // op table and rank.json are read, then the ranks are put side by side: collectives matched across
 // ranks on the reference clock, nvidia-smi and process samples over the region, and the findings.
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { UserError } from '../errors.js';
 import { profileDefaults, resolveProfile } from '../plan/index.js';
-import { RunDir, type Manifest, type RankInfo, type RankRecord } from '../run-dir.js';
+import { RunDir, writeAtomic, type Manifest, type RankInfo, type RankRecord } from '../run-dir.js';
 import { DEFAULT_MODULE_LABELS } from './classify.js';
 import { rankAlignment } from './clock.js';
 import { scanCompleteEvents } from './events.js';
@@ -129,7 +129,7 @@ export async function analyzeRunDir(dir: string): Promise<Summary> {
   }
   const notes: string[] = [];
   const labels = moduleLabels(manifest);
-  const rankIds = [...new Set([...(manifest.ranks ?? []).map((r) => r.rank), ...(await run.ranks())])].sort((a, b) => a - b);
+  const rankIds = await run.allRanks(manifest);
 
   const passes: RankPass[] = [];
   for (const rank of rankIds) {
@@ -190,9 +190,7 @@ export async function analyzeRunDir(dir: string): Promise<Summary> {
     notes,
   };
   const summary: Summary = { ...body, findings: findings(body) };
-  const tmp = `${run.summary}.tmp`;
-  await writeFile(tmp, JSON.stringify(summary, null, 1) + '\n');
-  await rename(tmp, run.summary);
+  await writeAtomic(run.summary, JSON.stringify(summary, null, 1) + '\n');
   return summary;
 }
 

@@ -273,9 +273,9 @@ export async function mergeRunDir(dir: string, opts: MergeOptions | Log = {}): P
   if (!rd.isRunDir()) throw new UserError(`${dir}: not a run directory (no manifest.json); to merge trace files use: moe-run merge -o OUT.json.gz TRACE…`);
   const manifest = await rd.readManifest();
   const warnings: string[] = [];
-  const rankSet = new Set<number>([...manifest.ranks.map((r) => r.rank), ...(await rd.ranks())]);
+
   const inputs: Input[] = [];
-  for (const rank of [...rankSet].sort((a, b) => a - b)) {
+  for (const rank of await rd.allRanks(manifest)) {
     const rec = manifest.ranks.find((r) => r.rank === rank);
     const info = await rd.readRankInfo(rank);
     const path = await rd.traceFile(rank);
